@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use loadtest::sim::{DenyRule, Faults, PodCidr, Sim, SimConfig};
+use loadtest::sim::{DenyRule, Faults, PodCidr, Sim, SimConfig, SimError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -144,6 +144,10 @@ fn main() -> ExitCode {
 async fn run(config: SimConfig, kubeconfig_out: PathBuf, plain: bool) -> ExitCode {
     let sim = match Sim::start(config).await {
         Ok(s) => s,
+        Err(e @ (SimError::NotLoopback(_) | SimError::Faults(_))) => {
+            eprintln!("kube-sim: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("kube-sim: {e}");
             return ExitCode::FAILURE;

@@ -16,6 +16,7 @@ pub mod faults;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selectors;
 mod server;

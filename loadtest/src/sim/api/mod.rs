@@ -294,7 +294,7 @@ pub struct Call {
 }
 
 impl Call {
-    /// The body as JSON; an empty body is `None`.
+    /// The body as JSON (decoded from protobuf when sent so); an empty body is `None`.
     pub fn json_body(&self) -> ApiResult<Option<Value>> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
@@ -305,6 +305,11 @@ impl Call {
             .next()
             .unwrap_or_default()
             .trim();
+        if base == "application/vnd.kubernetes.protobuf" {
+            return crate::sim::protobuf::decode(&self.body)
+                .map(Some)
+                .map_err(|why| ApiError::new(Reason::UnsupportedMediaType, why));
+        }
         if !base.is_empty()
             && base != "application/json"
             && !base.ends_with("+json")
@@ -313,7 +318,7 @@ impl Call {
             return Err(ApiError::new(
                 Reason::UnsupportedMediaType,
                 format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json (got {base:?})"
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (got {base:?})"
                 ),
             ));
         }

@@ -85,6 +85,16 @@ impl LogRegistry {
         entry.current.clone()
     }
 
+    /// A run ended: its log is also the "previous" one from now on (what
+    /// `logs --previous` shows during a crash-loop back-off).
+    fn mark_exited(&self, uid: &str, container: &str) {
+        let mut all = self.lock();
+        if let Some(entry) = all.get_mut(uid).and_then(|p| p.get_mut(container)) {
+            entry.current.close();
+            entry.previous = Some(entry.current.clone());
+        }
+    }
+
     fn remove_pod(&self, uid: &str) {
         self.lock().remove(uid);
     }

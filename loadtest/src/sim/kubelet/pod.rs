@@ -214,6 +214,10 @@ impl PodWorker {
                 .flatten()
                 .map(|c| Container::from_spec(c, false)),
         );
+        if ctx.external_workloads {
+            // An origin outside the simulator answers for these pods: run nothing.
+            containers.iter_mut().for_each(|c| c.local = false);
+        }
         let dir = ctx.state_dir.join(&*key.namespace).join(format!(
             "{}-{}",
             key.name,
@@ -932,8 +936,7 @@ impl PodWorker {
     fn on_exit(&mut self, idx: usize, code: i32) {
         self.ctx
             .logs
-            .current(&self.uid, &self.containers[idx].name)
-            .close();
+            .mark_exited(&self.uid, &self.containers[idx].name);
         let policy = self.restart_policy().to_string();
         let c = &mut self.containers[idx];
         let started = match &c.state {
