@@ -1,8 +1,12 @@
-//! Types shared by the no-crd control plane (`control`) and data plane (`gateway`).
-//!
-//! The channel protocol, route and workspace types, label/annotation names and JWT
-//! verification land here with the control-plane and gateway issues; until then this
-//! crate only holds the label and annotation names the simulated cluster already honours.
+//! Types shared by the no-crd control plane (`control`) and data plane (`gateway`): the
+//! channel protocol between them, the route table both hold, validated ids, and the
+//! label/annotation names. JWT verification joins with the gateway and control issues.
+
+pub mod codec;
+pub mod ids;
+pub mod proto;
+pub mod route;
+pub mod table;
 
 /// Labels and annotations written on workspace pods and template ConfigMaps.
 pub mod names {

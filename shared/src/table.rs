@@ -1,0 +1,310 @@
+//! The route table both ends of the channel hold, and the one pure function that
+//! changes it (`apply`), so control and every gateway cannot disagree.
+//!
+//! The map is persistent (`imbl`): a clone is O(1) and an update copies only the path to
+//! the changed entry, so a gateway can apply 1,000 updates/s to a 100,000-route table and
+//! publish each version behind an `ArcSwap` without copying the table.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::WorkspaceId;
+use crate::route::Route;
+
+/// One change to the table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Change {
+    /// Add or replace the workspace's route.
+    Upsert { route: Route },
+    /// Remove the workspace's route, but only if it still points at `pod_uid`: a late
+    /// removal of an old pod can never delete the route of its replacement.
+    Remove {
+        workspace_id: WorkspaceId,
+        pod_uid: String,
+    },
+}
+
+/// Why a delta was not applied (the gateway then asks for a snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("delta for epoch {got}, table is at epoch {have}")]
+    Epoch { have: u64, got: u64 },
+    #[error("delta based on version {base}, table is at version {have}")]
+    Base { have: u64, base: u64 },
+    #[error("delta version {version} does not follow its base {base}")]
+    NotIncreasing { base: u64, version: u64 },
+}
+
+/// `(epoch, version)`: the epoch changes when control restarts (versions restart with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableVersion {
+    pub epoch: u64,
+    pub version: u64,
+}
+
+/// All routes at one version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteTable {
+    pub epoch: u64,
+    pub version: u64,
+    routes: imbl::HashMap<WorkspaceId, Arc<Route>>,
+}
+
+impl RouteTable {
+    pub fn new(epoch: u64) -> Self {
+        RouteTable {
+            epoch,
+            version: 0,
+            routes: imbl::HashMap::new(),
+        }
+    }
+
+    pub fn from_routes(epoch: u64, version: u64, routes: impl IntoIterator<Item = Route>) -> Self {
+        let routes = routes
+            .into_iter()
+            .map(|r| (r.workspace_id.clone(), Arc::new(r)))
+            .collect();
+        RouteTable {
+            epoch,
+            version,
+            routes,
+        }
+    }
+
+    pub fn at(&self) -> TableVersion {
+        TableVersion {
+            epoch: self.epoch,
+            version: self.version,
+        }
+    }
+
+    pub fn get(&self, id: &WorkspaceId) -> Option<&Arc<Route>> {
+        self.routes.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.values()
+    }
+
+    /// Applies one change without touching the version (control builds its next version
+    /// from several changes; see [`RouteTable::apply`] for the gateway side).
+    pub fn apply_change(&mut self, change: &Change) {
+        match change {
+            Change::Upsert { route } => {
+                self.routes
+                    .insert(route.workspace_id.clone(), Arc::new(route.clone()));
+            }
+            Change::Remove {
+                workspace_id,
+                pod_uid,
+            } => {
+                if self
+                    .routes
+                    .get(workspace_id)
+                    .is_some_and(|r| &r.pod_uid == pod_uid)
+                {
+                    self.routes.remove(workspace_id);
+                }
+            }
+        }
+    }
+
+    /// Applies a delta from `base` to `version`, or refuses it whole.
+    pub fn apply(
+        &mut self,
+        epoch: u64,
+        base: u64,
+        version: u64,
+        changes: &[Change],
+    ) -> Result<(), ApplyError> {
+        if epoch != self.epoch {
+            return Err(ApplyError::Epoch {
+                have: self.epoch,
+                got: epoch,
+            });
+        }
+        if base != self.version {
+            return Err(ApplyError::Base {
+                have: self.version,
+                base,
+            });
+        }
+        if version <= base {
+            return Err(ApplyError::NotIncreasing { base, version });
+        }
+        for change in changes {
+            self.apply_change(change);
+        }
+        self.version = version;
+        Ok(())
+    }
+
+    /// The changes that turn `self` into `other` (upserts for new or different routes,
+    /// removals fenced by the old pod UID).
+    pub fn diff(&self, other: &RouteTable) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (id, old) in &self.routes {
+            if !other.routes.contains_key(id) {
+                changes.push(Change::Remove {
+                    workspace_id: id.clone(),
+                    pod_uid: old.pod_uid.clone(),
+                });
+            }
+        }
+        for (id, new) in &other.routes {
+            if self.routes.get(id).is_none_or(|old| old != new) {
+                changes.push(Change::Upsert {
+                    route: (**new).clone(),
+                });
+            }
+        }
+        changes
+    }
+
+    /// An order-independent digest of the routes, exchanged in acks to catch drift.
+    pub fn hash(&self) -> u64 {
+        self.routes.values().fold(0u64, |acc, r| {
+            acc.wrapping_add(mix(fnv1a(&serde_json::to_vec(&**r).unwrap_or_default())))
+        })
+    }
+}
+
+/// FNV-1a: stable across processes and builds (unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A finalizer so sums of hashes of similar routes do not cancel out.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::RouteState;
+
+    fn route(id: &str, uid: &str, ip: u8) -> Route {
+        Route {
+            workspace_id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
+            pod_uid: uid.into(),
+            namespace: "default".into(),
+            state: RouteState::Ready,
+            addr: Some(([127, 10, 0, ip], 3000).into()),
+            owner_sub: Some("alice".into()),
+        }
+    }
+
+    /// A small deterministic generator (no extra dependency for property tests).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn table(&mut self) -> RouteTable {
+            let n = self.next() % 20;
+            RouteTable::from_routes(
+                1,
+                0,
+                (0..n).map(|_| {
+                    let id = format!("w{}", self.next() % 30);
+                    let uid = format!("u{}", self.next() % 3);
+                    route(&id, &uid, (self.next() % 250) as u8)
+                }),
+            )
+        }
+    }
+
+    #[test]
+    fn applying_the_diff_reproduces_the_target() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..500 {
+            let (a, b) = (rng.table(), rng.table());
+            let mut replay = a.clone();
+            replay
+                .apply(1, 0, 1, &a.diff(&b))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(replay.routes, b.routes);
+            assert_eq!(replay.hash(), b.hash());
+            assert!(a.diff(&a).is_empty());
+        }
+    }
+
+    #[test]
+    fn removals_are_fenced_by_pod_uid() {
+        let mut t = RouteTable::from_routes(1, 5, [route("ws", "new-pod", 2)]);
+        let stale = Change::Remove {
+            workspace_id: WorkspaceId::parse("ws").unwrap_or_else(|e| panic!("{e}")),
+            pod_uid: "old-pod".into(),
+        };
+        t.apply(1, 5, 6, &[stale]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.len(),
+            1,
+            "a stale removal must not delete the new pod's route"
+        );
+        let current = Change::Remove {
+            workspace_id: WorkspaceId::parse("ws").unwrap_or_else(|e| panic!("{e}")),
+            pod_uid: "new-pod".into(),
+        };
+        t.apply(1, 6, 7, &[current])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn deltas_must_follow_the_table() {
+        let mut t = RouteTable::from_routes(3, 10, []);
+        assert_eq!(
+            t.apply(2, 10, 11, &[]),
+            Err(ApplyError::Epoch { have: 3, got: 2 })
+        );
+        assert_eq!(
+            t.apply(3, 9, 11, &[]),
+            Err(ApplyError::Base { have: 10, base: 9 })
+        );
+        assert_eq!(
+            t.apply(3, 10, 10, &[]),
+            Err(ApplyError::NotIncreasing {
+                base: 10,
+                version: 10
+            })
+        );
+        assert!(t.apply(3, 10, 11, &[]).is_ok());
+        assert_eq!(
+            t.at(),
+            TableVersion {
+                epoch: 3,
+                version: 11
+            }
+        );
+    }
+
+    #[test]
+    fn the_hash_ignores_order_and_sees_every_field() {
+        let a = RouteTable::from_routes(1, 1, [route("a", "1", 1), route("b", "2", 2)]);
+        let b = RouteTable::from_routes(9, 9, [route("b", "2", 2), route("a", "1", 1)]);
+        assert_eq!(a.hash(), b.hash());
+        let c = RouteTable::from_routes(1, 1, [route("a", "1", 1), route("b", "2", 3)]);
+        assert_ne!(a.hash(), c.hash());
+    }
+}
