@@ -879,6 +879,7 @@ mod tests {
                 json: obj.json.clone(),
                 labels: obj.labels.clone(),
                 fields: obj.fields.clone(),
+                terminating: obj.terminating,
             })
         }
     }

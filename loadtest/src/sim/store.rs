@@ -102,6 +102,8 @@ pub struct StoredObj {
     pub json: Bytes,
     pub labels: BTreeMap<String, String>,
     pub fields: SelectableFields,
+    /// `metadata.deletionTimestamp` is set: the object is being deleted gracefully.
+    pub terminating: bool,
 }
 
 impl StoredObj {
@@ -111,6 +113,7 @@ impl StoredObj {
             .and_then(Value::as_object_mut)
             .ok_or_else(|| ApiError::internal("stored object has no metadata"))?;
         meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+        let terminating = meta.get("deletionTimestamp").is_some_and(|t| !t.is_null());
         let uid = meta
             .get("uid")
             .and_then(Value::as_str)
@@ -147,6 +150,7 @@ impl StoredObj {
             json: Bytes::from(json),
             labels,
             fields,
+            terminating,
         })
     }
 

@@ -269,3 +269,53 @@ async fn injected_faults_use_real_status_codes_and_can_be_switched_at_run_time()
     assert_eq!(api_code(&err), Some(500));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn garbage_requests_never_break_the_server() {
+    let sim = harness::sim().await;
+    let auth = bearer(&sim);
+    let paths = [
+        "/api/v1/namespaces/default/pods/%ff%fe",
+        "/api/v1/namespaces//pods",
+        "/api/v1/namespaces/default/pods/x/log?tailLines=-1",
+        "/api/v1/namespaces/default/pods/x/log?sinceSeconds=abc",
+        "/api/v1/namespaces/default/pods?watch=1&resourceVersion=notanumber",
+        "/api/v1/namespaces/default/pods?watch=1&sendInitialEvents=true",
+        "/api/v1/namespaces/default/pods?timeoutSeconds=-5&watch=true",
+        "/api/v1/namespaces/default/configmaps?limit=-1",
+        "/api/v1/pods?fieldSelector=%3D%3D%3D",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        "/../../etc/passwd",
+        "/api/v1/namespaces/default/pods/a/b/c/d",
+    ];
+    let bodies: [&[u8]; 6] = [
+        b"",
+        b"null",
+        b"[]",
+        b"{\"metadata\":null}",
+        b"{\"spec\":{\"containers\":[null]}}",
+        &[0xff, 0x00, 0x12],
+    ];
+    for path in paths {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            for body in bodies {
+                let h = [
+                    ("Authorization", auth.as_str()),
+                    ("Content-Type", "application/strategic-merge-patch+json"),
+                ];
+                let (code, _, _) = raw(&sim, method, path, &h, body).await;
+                assert!((200..600).contains(&code), "{method} {path}: got {code}");
+            }
+        }
+    }
+    let (code, _, _) = raw(
+        &sim,
+        "GET",
+        "/api/v1/namespaces",
+        &[("Authorization", auth.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(code, 200, "still serving");
+    sim.shutdown().await;
+}

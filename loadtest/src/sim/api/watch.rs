@@ -287,6 +287,8 @@ pub fn watch(
     }
     let timeout = match call.query.int("timeoutSeconds")? {
         Some(t) if t > 0 => Duration::from_secs(t as u64),
+        // A negative timeout has already passed: the stream ends at once.
+        Some(t) if t < 0 => Duration::ZERO,
         _ => Duration::from_secs(1800 + rand::random_range(0..1800)),
     };
     let faults = state.faults.get();

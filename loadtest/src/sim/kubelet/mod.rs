@@ -282,16 +282,10 @@ impl Kubelet {
         let uid = ev.obj.uid.clone();
         match ev.etype {
             EventType::Added => self.ensure_worker(ev.obj.key.clone(), uid, &ev.obj.value()),
+            // Only a new deletion matters; status writes are the kubelet's own.
             EventType::Modified => {
-                // Only deletion matters; status writes are the kubelet's own.
-                if ev
-                    .old
-                    .as_ref()
-                    .is_some_and(|o| o.json.windows(17).any(|w| w == b"deletionTimestamp"))
-                {
-                    return;
-                }
-                if ev.obj.json.windows(17).any(|w| w == b"deletionTimestamp") {
+                let was = ev.old.as_ref().is_some_and(|o| o.terminating);
+                if ev.obj.terminating && !was {
                     self.signal(&uid, PodSignal::Terminate);
                 }
             }

@@ -16,7 +16,7 @@ use super::app::{self, AppIdentity};
 use super::process::{self, ProcessGroup, ProcessSpec, is_local_image};
 use super::{KubeletCtx, PodSignal};
 use crate::sim::resources::{NODE_NAME, now_rfc3339};
-use crate::sim::store::{Change, Kind, ObjKey};
+use crate::sim::store::{Change, Kind, ObjKey, Outcome};
 
 /// How long a simulated (non-local) init container or hook "runs".
 const SIMULATED_STEP: Duration = Duration::from_millis(20);
@@ -387,22 +387,26 @@ impl PodWorker {
     fn publish(&mut self) -> bool {
         self.refresh_conditions();
         let status = self.status_json();
-        let uid = self.uid.clone();
+        self.update_own(|v| v["status"] = status)
+    }
+
+    /// Rewrites this pod in the store, fenced by UID; false when it is gone or was
+    /// replaced by another pod of the same name.
+    fn update_own(&self, edit: impl FnOnce(&mut Value)) -> bool {
         let out = self
             .ctx
             .store
             .mutate(Kind::Pod, &self.key, |cur| match cur {
-                Some(obj) if obj.uid == uid => {
+                Some(obj) if obj.uid == self.uid => {
                     let mut v = obj.value();
-                    v["status"] = status;
+                    edit(&mut v);
                     Ok(Change::Put(v))
                 }
                 _ => Ok(Change::Keep),
             });
         matches!(
             out,
-            Ok(crate::sim::store::Outcome::Stored { .. }
-                | crate::sim::store::Outcome::Unchanged(Some(_)))
+            Ok(Outcome::Stored { .. } | Outcome::Unchanged(Some(_)))
         )
     }
 
@@ -464,19 +468,10 @@ impl PodWorker {
         }
         self.start_time = Some(now_rfc3339());
         self.set_condition("PodReadyToStartContainers", true, None, None);
-        if let Err(e) = std::fs::create_dir_all(self.dir.join("volumes")) {
-            tracing::warn!(pod = %self.key.name, error = %e, "cannot create the pod directory");
-        }
-        for vol in self
-            .pod
-            .pointer("/spec/volumes")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-        {
-            if let Some(name) = vol.get("name").and_then(Value::as_str) {
-                let _ = std::fs::create_dir_all(self.dir.join("volumes").join(name));
-            }
+        // Only local processes see the disk: pods stood in for by the built-in app (or
+        // external workloads) get no directory, which keeps 100,000 pods cheap.
+        if self.containers.iter().any(|c| c.local) {
+            self.create_pod_dir();
         }
         if !self.publish() {
             return self.finish().await;
@@ -497,21 +492,24 @@ impl PodWorker {
         self.finish().await;
     }
 
+    /// The pod's directory: a working directory per container and one per `emptyDir`.
+    fn create_pod_dir(&self) {
+        if let Err(e) = std::fs::create_dir_all(self.dir.join("volumes")) {
+            tracing::warn!(pod = %self.key.name, error = %e, "cannot create the pod directory");
+        }
+        let volumes = self.pod.pointer("/spec/volumes").and_then(Value::as_array);
+        for name in volumes
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.get("name").and_then(Value::as_str))
+        {
+            let _ = std::fs::create_dir_all(self.dir.join("volumes").join(name));
+        }
+    }
+
     /// Binds the pod to the node (what the scheduler's binding does).
     fn schedule(&mut self) -> bool {
-        let uid = self.uid.clone();
-        let out = self
-            .ctx
-            .store
-            .mutate(Kind::Pod, &self.key, |cur| match cur {
-                Some(obj) if obj.uid == uid => {
-                    let mut v = obj.value();
-                    v["spec"]["nodeName"] = json!(NODE_NAME);
-                    Ok(Change::Put(v))
-                }
-                _ => Ok(Change::Keep),
-            });
-        if !matches!(out, Ok(crate::sim::store::Outcome::Stored { .. })) {
+        if !self.update_own(|v| v["spec"]["nodeName"] = json!(NODE_NAME)) {
             return false;
         }
         self.set_condition("PodScheduled", true, None, None);
@@ -1054,7 +1052,9 @@ impl PodWorker {
             self.ctx.release_ip(ip);
         }
         self.ctx.logs.remove_pod(&self.uid);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.containers.iter().any(|c| c.local) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     async fn run_pre_stop_hooks(&mut self, deadline: tokio::time::Instant) {
