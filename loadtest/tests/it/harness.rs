@@ -127,7 +127,10 @@ pub async fn raw(
     let mut out = Vec::new();
     // Bounded: a request that unexpectedly streams must fail the test, not hang it.
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
-    assert!(read.is_ok(), "{method} {path}: no complete answer within 10 s");
+    assert!(
+        read.is_ok(),
+        "{method} {path}: no complete answer within 10 s"
+    );
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head

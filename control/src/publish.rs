@@ -1,0 +1,459 @@
+//! The route publisher: control's side of the channel to the gateways.
+//!
+//! Control owns the one authoritative [`RouteTable`]. Every change bumps its version and
+//! is kept in a bounded log of change batches, so each connected gateway gets a
+//! snapshot once and then only deltas — never a diff of the whole table per update. A
+//! gateway that falls behind the log (or asks to resync) gets a fresh snapshot.
+//! [`Publisher::wait_applied`] resolves once every connected gateway has acked a
+//! version, which is how `spawn_workspace` returns only when its URL already works.
+//!
+//! The socket is created with mode 0600 and a peer must run as the same user.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use shared::codec::{FrameError, read_frame, write_frame};
+use shared::proto::{PROTOCOL_VERSION, SNAPSHOT_CHUNK_ROUTES, ToControl, ToGateway};
+use shared::table::{Change, RouteTable, TableVersion};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Change batches kept for deltas; a gateway further behind gets a snapshot.
+const LOG_BATCHES: usize = 10_000;
+/// How often each side pings, and how long silence is tolerated.
+const PING_EVERY: Duration = Duration::from_secs(10);
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+/// How long a new connection may take to say Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("binding the gateway socket {path}: {source}")]
+    Bind {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("timed out after {0:?} waiting for every gateway to apply the route")]
+    NotApplied(Duration),
+}
+
+/// What one connected gateway last told us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayStatus {
+    pub gateway_id: String,
+    pub acked: Option<TableVersion>,
+    /// Whether its acked table hash matched ours at that version.
+    pub in_sync: bool,
+}
+
+struct State {
+    table: RouteTable,
+    /// `(version, changes that produced it)`, oldest first.
+    log: VecDeque<(u64, Arc<Vec<Change>>)>,
+    /// Table hashes of recent versions, to check acks against.
+    hashes: VecDeque<(u64, u64)>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    version_tx: watch::Sender<u64>,
+    gateways: Mutex<HashMap<u64, GatewayStatus>>,
+    acks_tx: watch::Sender<u64>,
+    next_conn: AtomicU64,
+}
+
+/// Cheap to clone; all clones publish the same table.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+impl Publisher {
+    /// A publisher whose table starts empty at `epoch` (use a value that changes on every
+    /// start, such as the start time, so gateways notice a restart).
+    pub fn new(epoch: u64) -> Self {
+        let table = RouteTable::new(epoch);
+        let hash = table.hash();
+        Publisher {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    table,
+                    log: VecDeque::new(),
+                    hashes: VecDeque::from([(0, hash)]),
+                }),
+                version_tx: watch::channel(0).0,
+                gateways: Mutex::new(HashMap::new()),
+                acks_tx: watch::channel(0).0,
+                next_conn: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn gateways_lock(&self) -> MutexGuard<'_, HashMap<u64, GatewayStatus>> {
+        self.inner
+            .gateways
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `changes` as one new version and returns it (the current version when
+    /// `changes` is empty).
+    pub fn update(&self, changes: Vec<Change>) -> u64 {
+        let version = {
+            let mut s = self.state();
+            if changes.is_empty() {
+                return s.table.version;
+            }
+            for c in &changes {
+                s.table.apply_change(c);
+            }
+            s.table.version += 1;
+            let version = s.table.version;
+            let hash = s.table.hash();
+            s.log.push_back((version, Arc::new(changes)));
+            s.hashes.push_back((version, hash));
+            while s.log.len() > LOG_BATCHES {
+                s.log.pop_front();
+            }
+            while s.hashes.len() > LOG_BATCHES {
+                s.hashes.pop_front();
+            }
+            version
+        };
+        self.inner.version_tx.send_replace(version);
+        version
+    }
+
+    /// Replaces the whole table (after a relist), publishing only the difference.
+    pub fn replace_all(&self, routes: impl IntoIterator<Item = shared::route::Route>) -> u64 {
+        let changes = {
+            let s = self.state();
+            let target = RouteTable::from_routes(s.table.epoch, s.table.version, routes);
+            s.table.diff(&target)
+        };
+        self.update(changes)
+    }
+
+    /// The current table (an O(1) clone).
+    pub fn table(&self) -> RouteTable {
+        self.state().table.clone()
+    }
+
+    pub fn gateways(&self) -> Vec<GatewayStatus> {
+        let mut all: Vec<GatewayStatus> = self.gateways_lock().values().cloned().collect();
+        all.sort_by(|a, b| a.gateway_id.cmp(&b.gateway_id));
+        all
+    }
+
+    /// Waits until every connected gateway has acked `version` or later (at once when
+    /// none is connected).
+    pub async fn wait_applied(&self, version: u64, timeout: Duration) -> Result<(), PublishError> {
+        let epoch = self.state().table.epoch;
+        let mut acks = self.inner.acks_tx.subscribe();
+        let done = |p: &Publisher| {
+            p.gateways_lock().values().all(|g| {
+                g.acked
+                    .is_some_and(|a| a.epoch == epoch && a.version >= version)
+            })
+        };
+        tokio::time::timeout(timeout, async {
+            loop {
+                if done(self) {
+                    return;
+                }
+                if acks.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .map_err(|_| PublishError::NotApplied(timeout))
+    }
+
+    /// Binds the socket (mode 0600, replacing a stale socket file) and serves gateways
+    /// until `shutdown`.
+    pub fn bind(path: &Path) -> Result<UnixListener, PublishError> {
+        use std::os::unix::fs::PermissionsExt;
+        let err = |source| PublishError::Bind {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if meta.file_type().is_socket() {
+                std::fs::remove_file(path).map_err(err)?;
+            }
+        }
+        let listener = UnixListener::bind(path).map_err(err)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        Ok(listener)
+    }
+
+    pub async fn serve(&self, listener: UnixListener, shutdown: CancellationToken) {
+        let my_uid = nix::unistd::Uid::current().as_raw();
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "gateway socket accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            match stream.peer_cred() {
+                Ok(cred) if cred.uid() == my_uid => {}
+                Ok(cred) => {
+                    tracing::warn!(
+                        peer_uid = cred.uid(),
+                        "refusing a gateway connection from another user"
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the gateway connection's credentials");
+                    continue;
+                }
+            }
+            let publisher = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let conn = publisher.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = publisher.session(conn, stream, shutdown).await {
+                    tracing::info!(error = %e, "gateway connection ended");
+                }
+                publisher.gateways_lock().remove(&conn);
+                publisher.inner.acks_tx.send_modify(|n| *n += 1);
+            });
+        }
+    }
+
+    /// One gateway connection: Hello, snapshot, then deltas, acks and pings.
+    async fn session(
+        &self,
+        conn: u64,
+        stream: UnixStream,
+        shutdown: CancellationToken,
+    ) -> Result<(), FrameError> {
+        let (mut rd, mut wr) = stream.into_split();
+        let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame::<_, ToControl>(&mut rd)).await;
+        let gateway_id = match hello {
+            Ok(Ok(Some(ToControl::Hello {
+                proto, gateway_id, ..
+            }))) if proto == PROTOCOL_VERSION => gateway_id,
+            Ok(Ok(Some(ToControl::Hello { proto, .. }))) => {
+                let reason = format!(
+                    "unsupported protocol version {proto}; this control speaks {PROTOCOL_VERSION}"
+                );
+                write_frame(&mut wr, &ToGateway::Nack { reason }).await?;
+                return Ok(());
+            }
+            Ok(Ok(Some(_))) => {
+                write_frame(
+                    &mut wr,
+                    &ToGateway::Nack {
+                        reason: "the first message must be hello".into(),
+                    },
+                )
+                .await?;
+                return Ok(());
+            }
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        };
+        tracing::info!(%gateway_id, "gateway connected");
+        self.gateways_lock().insert(
+            conn,
+            GatewayStatus {
+                gateway_id: gateway_id.clone(),
+                acked: None,
+                in_sync: false,
+            },
+        );
+
+        // Frames from the gateway arrive through a channel so writes never wait on reads.
+        let (in_tx, mut incoming) = mpsc::channel::<Result<ToControl, FrameError>>(64);
+        let reader = tokio::spawn(async move {
+            loop {
+                match read_frame::<_, ToControl>(&mut rd).await {
+                    Ok(Some(msg)) => {
+                        if in_tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = in_tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        let result = self
+            .stream_updates(conn, &mut wr, &mut incoming, shutdown)
+            .await;
+        reader.abort();
+        tracing::info!(%gateway_id, "gateway disconnected");
+        result
+    }
+
+    async fn send_snapshot<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        wr: &mut W,
+    ) -> Result<u64, FrameError> {
+        let table = self.table();
+        let routes: Vec<_> = table.routes().map(|r| (**r).clone()).collect();
+        let chunks: Vec<&[shared::route::Route]> = if routes.is_empty() {
+            vec![&[]]
+        } else {
+            routes.chunks(SNAPSHOT_CHUNK_ROUTES).collect()
+        };
+        let last_index = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            write_frame(
+                wr,
+                &ToGateway::Snapshot {
+                    epoch: table.epoch,
+                    version: table.version,
+                    chunk: i as u32,
+                    last: i == last_index,
+                    routes: chunk.to_vec(),
+                },
+            )
+            .await?;
+        }
+        Ok(table.version)
+    }
+
+    async fn stream_updates<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        conn: u64,
+        wr: &mut W,
+        incoming: &mut mpsc::Receiver<Result<ToControl, FrameError>>,
+        shutdown: CancellationToken,
+    ) -> Result<(), FrameError> {
+        let mut versions = self.inner.version_tx.subscribe();
+        let mut sent = self.send_snapshot(wr).await?;
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        let mut last_heard = tokio::time::Instant::now();
+        let mut nonce = 0u64;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                changed = versions.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    sent = self.send_deltas(wr, sent).await?;
+                }
+                msg = incoming.recv() => {
+                    let Some(msg) = msg else { return Ok(()) };
+                    last_heard = tokio::time::Instant::now();
+                    match msg? {
+                        ToControl::Ack { epoch, version, table_hash } => self.record_ack(conn, epoch, version, table_hash),
+                        ToControl::Resync { reason } => {
+                            tracing::info!(%reason, "gateway asked for a resync");
+                            sent = self.send_snapshot(wr).await?;
+                        }
+                        ToControl::Ping { nonce } => write_frame(wr, &ToGateway::Pong { nonce }).await?,
+                        ToControl::Pong { .. } => {}
+                        // Consumed by the activity issue; accepted (and ignored) until then.
+                        ToControl::Activity { .. } => {}
+                        ToControl::Hello { .. } => {
+                            write_frame(wr, &ToGateway::Nack { reason: "hello was already received".into() }).await?;
+                            return Ok(());
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > SILENCE_LIMIT {
+                        tracing::warn!("gateway silent for {SILENCE_LIMIT:?}; dropping it");
+                        return Ok(());
+                    }
+                    nonce += 1;
+                    write_frame(wr, &ToGateway::Ping { nonce }).await?;
+                }
+            }
+        }
+    }
+
+    /// Sends the log entries after `sent` as deltas, or a snapshot when the log no longer
+    /// reaches back that far. Returns the version the gateway now has been sent.
+    async fn send_deltas<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        wr: &mut W,
+        sent: u64,
+    ) -> Result<u64, FrameError> {
+        let (epoch, pending) = {
+            let s = self.state();
+            let reaches =
+                s.log.front().is_some_and(|(v, _)| *v <= sent + 1) || s.table.version == sent;
+            if !reaches {
+                (s.table.epoch, None)
+            } else {
+                let batches: Vec<(u64, Arc<Vec<Change>>)> =
+                    s.log.iter().filter(|(v, _)| *v > sent).cloned().collect();
+                (s.table.epoch, Some(batches))
+            }
+        };
+        let Some(batches) = pending else {
+            return self.send_snapshot(wr).await;
+        };
+        let mut base = sent;
+        for (version, changes) in batches {
+            write_frame(
+                wr,
+                &ToGateway::Delta {
+                    epoch,
+                    base_version: base,
+                    version,
+                    changes: (*changes).clone(),
+                },
+            )
+            .await?;
+            base = version;
+        }
+        Ok(base)
+    }
+
+    fn record_ack(&self, conn: u64, epoch: u64, version: u64, table_hash: u64) {
+        let expected = {
+            let s = self.state();
+            (s.table.epoch == epoch)
+                .then(|| {
+                    s.hashes
+                        .iter()
+                        .find(|(v, _)| *v == version)
+                        .map(|(_, h)| *h)
+                })
+                .flatten()
+        };
+        let in_sync = expected == Some(table_hash);
+        if expected.is_some() && !in_sync {
+            tracing::warn!(
+                version,
+                "a gateway's table hash differs from control's at the same version"
+            );
+        }
+        if let Some(g) = self.gateways_lock().get_mut(&conn) {
+            g.acked = Some(TableVersion { epoch, version });
+            g.in_sync = in_sync;
+        }
+        self.inner.acks_tx.send_modify(|n| *n += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests;
