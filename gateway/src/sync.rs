@@ -1,0 +1,221 @@
+//! The route feed: dial control's Unix socket, take a snapshot then deltas, apply them
+//! off the hot path, ack each version, and reconnect with backoff. While control is away
+//! the last table keeps serving.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use shared::codec::{FrameError, read_frame, write_frame};
+use shared::proto::{PROTOCOL_VERSION, ToControl, ToGateway};
+use shared::route::Route;
+use shared::table::RouteTable;
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::RouteStore;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Control pings every 10 s; longer silence means the connection is dead.
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Sync state for readiness and metrics (staleness = now − last contact).
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    connected: AtomicBool,
+    last_contact_unix_ms: AtomicU64,
+    applied: AtomicU64,
+    resyncs: AtomicU64,
+}
+
+impl SyncStatus {
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Milliseconds since control was last heard from (`None` before first contact).
+    pub fn staleness_ms(&self) -> Option<u64> {
+        let last = self.last_contact_unix_ms.load(Ordering::Relaxed);
+        (last != 0).then(|| now_ms().saturating_sub(last))
+    }
+
+    /// Snapshots and deltas applied so far.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs.load(Ordering::Relaxed)
+    }
+
+    fn touch(&self) {
+        self.last_contact_unix_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot reach control at {path}: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("control refused this gateway: {0}")]
+    Refused(String),
+    #[error("control closed the channel")]
+    Closed,
+    #[error("control silent for {0:?}")]
+    Silent(Duration),
+}
+
+/// The feed's settings.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub socket: PathBuf,
+    pub gateway_id: String,
+}
+
+/// Runs the feed until `shutdown`, reconnecting with exponential backoff and jitter.
+pub async fn run(
+    config: SyncConfig,
+    store: Arc<RouteStore>,
+    status: Arc<SyncStatus>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = session(&config, &store, &status) => r,
+        };
+        status.connected.store(false, Ordering::Relaxed);
+        match result {
+            // A session that got as far as a table resets the backoff.
+            Err(e)
+                if status.applied() > 0
+                    && matches!(
+                        e,
+                        SyncError::Closed | SyncError::Silent(_) | SyncError::Frame(_)
+                    ) =>
+            {
+                tracing::warn!(error = %e, "route feed lost; serving the last table while reconnecting");
+                backoff = BACKOFF_MIN;
+            }
+            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "route feed unavailable"),
+            Ok(()) => return,
+        }
+        let jitter = Duration::from_millis(rand::random_range(0..=backoff.as_millis() as u64 / 2));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff + jitter) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn session(
+    config: &SyncConfig,
+    store: &RouteStore,
+    status: &SyncStatus,
+) -> Result<(), SyncError> {
+    let mut stream = UnixStream::connect(&config.socket)
+        .await
+        .map_err(|source| SyncError::Connect {
+            path: config.socket.display().to_string(),
+            source,
+        })?;
+    let have = store.is_loaded().then(|| store.load().at());
+    write_frame(
+        &mut stream,
+        &ToControl::Hello {
+            proto: PROTOCOL_VERSION,
+            gateway_id: config.gateway_id.clone(),
+            have,
+        },
+    )
+    .await?;
+    status.connected.store(true, Ordering::Relaxed);
+    status.touch();
+    // Deltas are applied to this working copy, then published (an O(1) clone).
+    let mut working: RouteTable = (**store.load()).clone();
+    let mut snapshot: Vec<Route> = Vec::new();
+    loop {
+        let frame =
+            tokio::time::timeout(SILENCE_LIMIT, read_frame::<_, ToGateway>(&mut stream)).await;
+        let msg = match frame {
+            Err(_) => return Err(SyncError::Silent(SILENCE_LIMIT)),
+            Ok(Ok(Some(msg))) => msg,
+            Ok(Ok(None)) => return Err(SyncError::Closed),
+            Ok(Err(e)) => return Err(e.into()),
+        };
+        status.touch();
+        match msg {
+            ToGateway::Snapshot {
+                epoch,
+                version,
+                last,
+                routes,
+                ..
+            } => {
+                snapshot.extend(routes);
+                if last {
+                    working =
+                        RouteTable::from_routes(epoch, version, std::mem::take(&mut snapshot));
+                    publish(&mut stream, store, status, &working).await?;
+                }
+            }
+            ToGateway::Delta {
+                epoch,
+                base_version,
+                version,
+                changes,
+            } => match working.apply(epoch, base_version, version, &changes) {
+                Ok(()) => publish(&mut stream, store, status, &working).await?,
+                Err(e) => {
+                    status.resyncs.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "delta does not follow our table; asking for a snapshot");
+                    write_frame(
+                        &mut stream,
+                        &ToControl::Resync {
+                            reason: e.to_string(),
+                        },
+                    )
+                    .await?;
+                }
+            },
+            ToGateway::Ping { nonce } => {
+                write_frame(&mut stream, &ToControl::Pong { nonce }).await?
+            }
+            ToGateway::Pong { .. } => {}
+            ToGateway::Nack { reason } => return Err(SyncError::Refused(reason)),
+        }
+    }
+}
+
+async fn publish(
+    stream: &mut UnixStream,
+    store: &RouteStore,
+    status: &SyncStatus,
+    table: &RouteTable,
+) -> Result<(), SyncError> {
+    store.replace(table.clone());
+    status.applied.fetch_add(1, Ordering::Relaxed);
+    let ack = ToControl::Ack {
+        epoch: table.epoch,
+        version: table.version,
+        table_hash: table.hash(),
+    };
+    write_frame(stream, &ack).await?;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The gateway's route feed against the real publisher on a Unix socket: snapshot,
+//! deltas, acks, and a control restart during which the last table keeps serving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use control::publish::Publisher;
+use gateway::store::RouteStore;
+use gateway::sync::{self, SyncConfig, SyncStatus};
+use shared::ids::WorkspaceId;
+use shared::route::{Route, RouteState};
+use shared::table::Change;
+use tokio_util::sync::CancellationToken;
+
+fn route(id: &str, uid: &str) -> Route {
+    Route {
+        workspace_id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
+        pod_uid: uid.into(),
+        namespace: "default".into(),
+        state: RouteState::Ready,
+        addr: Some(([127, 10, 0, 9], 3000).into()),
+        owner_sub: Some("alice".into()),
+    }
+}
+
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+fn start_control(path: &std::path::Path, epoch: u64) -> (Publisher, CancellationToken) {
+    let publisher = Publisher::new(epoch);
+    let listener = Publisher::bind(path).unwrap_or_else(|e| panic!("{e}"));
+    let shutdown = CancellationToken::new();
+    let (p, s) = (publisher.clone(), shutdown.clone());
+    tokio::spawn(async move { p.serve(listener, s).await });
+    (publisher, shutdown)
+}
+
+#[tokio::test]
+async fn the_feed_follows_control_and_survives_its_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let socket = dir.path().join("control.sock");
+    let store = RouteStore::new();
+    let status = Arc::new(SyncStatus::default());
+    let stop = CancellationToken::new();
+
+    // The gateway starts first: not loaded, and it keeps retrying.
+    tokio::spawn(sync::run(
+        SyncConfig {
+            socket: socket.clone(),
+            gateway_id: "gw-1".into(),
+        },
+        store.clone(),
+        status.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!store.is_loaded());
+
+    let (control, control_stop) = start_control(&socket, 1);
+    let v = control.update(vec![Change::Upsert {
+        route: route("a", "1"),
+    }]);
+    eventually("the first snapshot", || {
+        store.is_loaded() && store.load().version == v
+    })
+    .await;
+    control
+        .wait_applied(v, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let v = control.update(vec![Change::Upsert {
+        route: route("b", "2"),
+    }]);
+    control
+        .wait_applied(v, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        **store.load(),
+        control.table(),
+        "the acked table is control's table"
+    );
+    assert!(control.gateways().iter().all(|g| g.in_sync));
+
+    // Control goes away: the last table keeps serving.
+    control_stop.cancel();
+    drop(control);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.load().len(), 2);
+    assert!(
+        store
+            .load()
+            .get(&WorkspaceId::parse("b").unwrap_or_else(|e| panic!("{e}")))
+            .is_some()
+    );
+
+    // A new control (new epoch) comes back with different routes: the gateway resyncs.
+    let (control, control_stop) = start_control(&socket, 2);
+    let v = control.update(vec![Change::Upsert {
+        route: route("c", "3"),
+    }]);
+    eventually("the resync after restart", || {
+        store.load().epoch == 2 && store.load().version == v
+    })
+    .await;
+    assert_eq!(store.load().len(), 1);
+    control
+        .wait_applied(v, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.connected());
+    assert!(status.staleness_ms().is_some_and(|ms| ms < 10_000));
+    control_stop.cancel();
+    stop.cancel();
+}
