@@ -1,21 +1,90 @@
-//! `nocrd9-gateway`: placeholder until the gateway issue lands. It prints its usage and
-//! exits; it proxies nothing yet.
+//! `nocrd9-gateway`: parse flags, set up logging, build and run the gateway.
 
-const USAGE: &str =
-    "nocrd9-gateway: the no-crd data plane (Pingora reverse proxy for /route/<id>/...)
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-Not built yet: this binary is a placeholder until the gateway issue lands.
+use clap::Parser;
 
-Usage: nocrd9-gateway [--help]
-";
+#[derive(Debug, Parser)]
+#[command(
+    name = "nocrd9-gateway",
+    version,
+    about = "The no-crd data plane: routes /route/<workspace-id>/… to workspace pods"
+)]
+struct Args {
+    /// Address the proxy listens on.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "GATEWAY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
+    /// The control plane's Unix socket (routes come from there).
+    #[arg(
+        long,
+        env = "CONTROL_SOCKET",
+        default_value = "/run/nocrd9/control.sock"
+    )]
+    control_socket: PathBuf,
+    /// This gateway's name in control's view (default: hostname and PID).
+    #[arg(long, env = "GATEWAY_ID")]
+    gateway_id: Option<String>,
+    /// Proxy worker threads.
+    #[arg(long, env = "GATEWAY_THREADS", default_value_t = 2)]
+    threads: usize,
+    /// Seconds in-flight requests may finish after SIGTERM.
+    #[arg(long, env = "GATEWAY_GRACE_PERIOD", default_value_t = 10)]
+    grace_period_secs: u64,
+}
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None | Some("--help" | "-h") => print!("{USAGE}"),
-        Some(other) => {
-            eprintln!("nocrd9-gateway: unknown argument {other:?} (placeholder binary)\n\n{USAGE}");
-            std::process::exit(2);
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if args.threads == 0 {
+        eprintln!("nocrd9-gateway: --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    // Pingora retries a busy port for a long time and the admin listener binds late:
+    // fail fast, with the reason, when either address cannot be bound now.
+    for (what, addr) in [
+        ("--listen", args.listen),
+        ("--admin-listen", args.admin_listen),
+    ] {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            eprintln!("nocrd9-gateway: cannot bind {what} {addr}: {e}");
+            return ExitCode::from(2);
         }
     }
+    let gateway_id = args.gateway_id.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "gateway".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let config = gateway::GatewayConfig {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        control_socket: args.control_socket,
+        gateway_id,
+        threads: args.threads,
+        grace_period_secs: args.grace_period_secs,
+    };
+    gateway::build(&config).run_forever()
 }

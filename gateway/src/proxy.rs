@@ -1,0 +1,266 @@
+//! `GatewayProxy`: Pingora's `ProxyHttp` for `/route/<id>/…`. Each phase is short and
+//! delegates: `routing` parses, the `RouteStore` answers (lock-free), `Reject` renders
+//! our errors.
+//!
+//! | phase | what we do |
+//! |---|---|
+//! | `request_filter` | parse the path; redirect, 400, 404, 503 (not ready / no table) or pick the route |
+//! | `upstream_peer` | the pod's address; the pool is keyed by pod UID too |
+//! | `upstream_request_filter` | strip `/route/<id>`, keep the query, set `X-Forwarded-*` (client copies dropped) |
+//! | `fail_to_proxy` | 502 / 504 as JSON with a stable code |
+//! | `logging` | one JSON access line and the metrics |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use shared::route::{Route, RouteState};
+
+use crate::metrics::GatewayMetrics;
+use crate::reject::Reject;
+use crate::routing::{self, Target};
+use crate::store::RouteStore;
+
+/// Headers only the gateway may set; client-supplied copies are dropped.
+const FORWARDED_HEADERS: [&str; 6] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-prefix",
+    "x-forwarded-user",
+    "forwarded",
+];
+
+/// How long to wait for a workspace to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct GatewayProxy {
+    store: Arc<RouteStore>,
+    metrics: Arc<GatewayMetrics>,
+}
+
+impl GatewayProxy {
+    pub fn new(store: Arc<RouteStore>, metrics: Arc<GatewayMetrics>) -> Self {
+        GatewayProxy { store, metrics }
+    }
+}
+
+/// Per-request state, also what the access log reports.
+pub struct RequestCtx {
+    started: Instant,
+    workspace: Option<String>,
+    route: Option<Arc<Route>>,
+    upstream_path: Option<String>,
+    reject: Option<Reject>,
+}
+
+/// FNV-1a of the pod UID: pooled connections are keyed by it, so a connection opened to
+/// one pod is never reused for a later pod that gets the same IP.
+fn pool_key(pod_uid: &str) -> u64 {
+    pod_uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+async fn respond(session: &mut Session, reject: Reject) -> Result<()> {
+    let body = reject.body();
+    let mut resp = ResponseHeader::build(reject.status(), Some(4))?;
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    if let Some(secs) = reject.retry_after() {
+        resp.insert_header("retry-after", secs.to_string())?;
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+async fn redirect(session: &mut Session, location: &str) -> Result<()> {
+    let mut resp = ResponseHeader::build(308, Some(3))?;
+    resp.insert_header("location", location)?;
+    resp.insert_header("content-length", "0")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(Bytes::new()), true).await
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            workspace: None,
+            route: None,
+            upstream_path: None,
+            reject: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let uri = &session.req_header().uri;
+        let target = routing::parse(uri.path(), uri.query());
+        let (id, upstream) = match target {
+            Target::Workspace { id, upstream } => (id, upstream),
+            Target::AddSlash { location } => {
+                redirect(session, &location).await?;
+                return Ok(true);
+            }
+            Target::Other => return reject(session, ctx, Reject::NotFound).await,
+            Target::Bad(code) => return reject(session, ctx, Reject::from_code(code)).await,
+        };
+        ctx.workspace = Some(id.to_string());
+        if !self.store.is_loaded() {
+            return reject(session, ctx, Reject::TableNotLoaded).await;
+        }
+        let route = self.store.load().get(&id).cloned();
+        let Some(route) = route else {
+            return reject(session, ctx, Reject::WorkspaceNotFound).await;
+        };
+        if route.state != RouteState::Ready || route.upstream().is_none() {
+            return reject(session, ctx, Reject::WorkspaceNotReady).await;
+        }
+        ctx.route = Some(route);
+        ctx.upstream_path = Some(upstream);
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
+        let addr: SocketAddr = route
+            .upstream()
+            .ok_or_else(|| Error::explain(InternalError, "route has no address"))?;
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.group_key = pool_key(&route.pod_uid);
+        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        up: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let path = ctx.upstream_path.as_deref().unwrap_or("/");
+        let uri = path
+            .parse::<http::Uri>()
+            .map_err(|e| Error::because(InternalError, "rewriting the path", e))?;
+        up.set_uri(uri);
+        for h in FORWARDED_HEADERS {
+            up.remove_header(h);
+        }
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
+        if let Some(ip) = client_ip {
+            up.insert_header("x-forwarded-for", ip)?;
+        }
+        up.insert_header("x-forwarded-proto", "http")?;
+        let host = session.req_header().headers.get("host").cloned();
+        if let Some(host) = host {
+            up.insert_header("x-forwarded-host", host)?;
+        }
+        if let Some(id) = &ctx.workspace {
+            up.insert_header("x-forwarded-prefix", format!("{}{id}", routing::PREFIX))?;
+        }
+        Ok(())
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.metrics.record_upstream_connection(reused);
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let reject = match e.etype() {
+            ConnectTimedout | ReadTimedout | WriteTimedout => Some(Reject::UpstreamTimeout),
+            ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure => {
+                Some(Reject::UpstreamUnavailable)
+            }
+            _ if e.esource() == &ErrorSource::Upstream => Some(Reject::UpstreamUnavailable),
+            _ if e.esource() == &ErrorSource::Downstream => None,
+            _ => Some(Reject::Internal),
+        };
+        let code = match reject {
+            Some(r) if session.response_written().is_none() => {
+                ctx.reject = Some(r);
+                if let Err(err) = respond(session, r).await {
+                    tracing::debug!(error = %err, "could not send the error response");
+                }
+                r.status()
+            }
+            Some(r) => {
+                ctx.reject = Some(r);
+                r.status()
+            }
+            None => 0,
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
+        self.metrics.record(status, ctx.reject, elapsed);
+        // Never the query string (it may carry a token), never headers or cookies.
+        tracing::info!(
+            target: "access",
+            method = %session.req_header().method,
+            workspace_id = ctx.workspace.as_deref().unwrap_or("-"),
+            status,
+            error = ctx.reject.map_or("-", Reject::code),
+            upstream = %ctx.route.as_ref().and_then(|r| r.upstream()).map_or_else(|| "-".to_string(), |a| a.to_string()),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            bytes = session.as_downstream().body_bytes_sent(),
+            cause = e.map(|e| e.etype().as_str()).unwrap_or("-"),
+        );
+    }
+}
+
+/// Sends our answer and stops the request.
+async fn reject(session: &mut Session, ctx: &mut RequestCtx, r: Reject) -> Result<bool> {
+    ctx.reject = Some(r);
+    respond(session, r).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_key;
+
+    #[test]
+    fn pool_keys_differ_per_pod() {
+        assert_ne!(pool_key("uid-a"), pool_key("uid-b"));
+        assert_eq!(pool_key("uid-a"), pool_key("uid-a"));
+    }
+}

@@ -1,0 +1,117 @@
+//! Our own answers (not the upstream's): a status, a stable `error` code that also goes
+//! to the access log, and a small JSON body.
+
+use bytes::Bytes;
+
+/// Seconds a client should wait before retrying a not-yet-ready workspace.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    NotFound,
+    WorkspaceNotFound,
+    WorkspaceNotReady,
+    TableNotLoaded,
+    InvalidWorkspaceId,
+    BadPath,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    Internal,
+}
+
+impl Reject {
+    pub fn from_code(code: &str) -> Reject {
+        match code {
+            "invalid_workspace_id" => Reject::InvalidWorkspaceId,
+            "bad_path" => Reject::BadPath,
+            _ => Reject::Internal,
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Reject::NotFound | Reject::WorkspaceNotFound => 404,
+            Reject::WorkspaceNotReady | Reject::TableNotLoaded => 503,
+            Reject::InvalidWorkspaceId | Reject::BadPath => 400,
+            Reject::UpstreamUnavailable => 502,
+            Reject::UpstreamTimeout => 504,
+            Reject::Internal => 500,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Reject::NotFound => "not_found",
+            Reject::WorkspaceNotFound => "workspace_not_found",
+            Reject::WorkspaceNotReady => "workspace_not_ready",
+            Reject::TableNotLoaded => "route_table_not_loaded",
+            Reject::InvalidWorkspaceId => "invalid_workspace_id",
+            Reject::BadPath => "bad_path",
+            Reject::UpstreamUnavailable => "upstream_unavailable",
+            Reject::UpstreamTimeout => "upstream_timeout",
+            Reject::Internal => "internal_error",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Reject::NotFound => {
+                "nothing is served here; workspaces are under /route/<workspace-id>/"
+            }
+            Reject::WorkspaceNotFound => "no workspace with this id",
+            Reject::WorkspaceNotReady => "the workspace is starting; retry shortly",
+            Reject::TableNotLoaded => {
+                "the gateway has not received its routes from the control plane yet"
+            }
+            Reject::InvalidWorkspaceId => {
+                "a workspace id is a DNS label: lowercase letters, digits and '-'"
+            }
+            Reject::BadPath => {
+                "the path contains '..', '.', an encoded slash or backslash, a NUL or a bad escape"
+            }
+            Reject::UpstreamUnavailable => "the workspace did not accept the connection",
+            Reject::UpstreamTimeout => "the workspace did not answer in time",
+            Reject::Internal => "the gateway failed to handle the request",
+        }
+    }
+
+    /// Whether clients should retry (with `Retry-After`).
+    pub fn retry_after(self) -> Option<u32> {
+        matches!(self, Reject::WorkspaceNotReady | Reject::TableNotLoaded)
+            .then_some(RETRY_AFTER_SECS)
+    }
+
+    pub fn body(self) -> Bytes {
+        Bytes::from(
+            serde_json::json!({"error": self.code(), "message": self.message()}).to_string(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_small_json_with_a_stable_code() {
+        for r in [
+            Reject::NotFound,
+            Reject::WorkspaceNotFound,
+            Reject::WorkspaceNotReady,
+            Reject::TableNotLoaded,
+            Reject::InvalidWorkspaceId,
+            Reject::BadPath,
+            Reject::UpstreamUnavailable,
+            Reject::UpstreamTimeout,
+            Reject::Internal,
+        ] {
+            let v: serde_json::Value =
+                serde_json::from_slice(&r.body()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(v["error"], r.code());
+            assert!(r.body().len() < 200);
+        }
+        assert_eq!(Reject::WorkspaceNotReady.retry_after(), Some(2));
+        assert_eq!(Reject::WorkspaceNotFound.retry_after(), None);
+        assert_eq!(Reject::from_code("bad_path").status(), 400);
+    }
+}
