@@ -1,7 +1,12 @@
-//! The no-crd control plane (`nocrd9`). Today: the route source (workspace pods → routes,
-//! [`routes`], [`watch`]) and the route publisher to gateways ([`publish`]); the MCP
-//! server, spawner and `nocrd9 dev` land with the control-plane issue.
+//! The no-crd control plane (`nocrd9`): an MCP server for pods (workspaces and templates
+//! land with the rest of the control-plane issue), the route source (workspace pods →
+//! routes) and the route publisher to gateways.
 
+pub mod config;
+pub mod context;
+pub mod http;
+pub mod mcp;
 pub mod publish;
 pub mod routes;
+pub mod run;
 pub mod watch;

@@ -1,21 +1,52 @@
-//! `nocrd9`: placeholder until the control-plane issue lands. It prints its usage and
-//! exits; it serves nothing yet.
+//! `nocrd9`: parse flags, validate, set up logging (stderr: stdout may be the MCP
+//! channel), run.
 
-const USAGE: &str = "nocrd9: the no-crd control plane (MCP server, spawner, route publisher)
+use std::process::ExitCode;
 
-Not built yet: this binary is a placeholder until the control-plane issue lands.
-Meanwhile the simulated cluster runs on its own: `cargo run --bin kube-sim -- --help`.
+use clap::Parser;
+use control::config::{Args, validate};
 
-Usage: nocrd9 [--help]
-";
-
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None | Some("--help" | "-h") => print!("{USAGE}"),
-        Some(other) => {
-            eprintln!("nocrd9: unknown argument {other:?} (placeholder binary)\n\n{USAGE}");
-            std::process::exit(2);
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    if let Err(problems) = validate(&args) {
+        for p in problems {
+            eprintln!("nocrd9: {p}");
+        }
+        return ExitCode::from(2);
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nocrd9: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(control::run::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nocrd9: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

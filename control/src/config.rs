@@ -1,0 +1,128 @@
+//! `nocrd9`'s flags and environment variables (the names of the original no-crd), and
+//! the one validated configuration built from them.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    Stdio,
+    Http,
+    Both,
+}
+
+/// `cluster`: tools take a `namespace` argument; `namespaced`: everything is pinned to
+/// `--namespace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Cluster,
+    Namespaced,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Cluster => "cluster",
+            Mode::Namespaced => "namespaced",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "nocrd9",
+    version,
+    about = "The no-crd control plane: MCP server for workspace pods, and the route publisher for nocrd9-gateway"
+)]
+pub struct Args {
+    /// MCP transport.
+    #[arg(
+        short = 't',
+        long,
+        env = "TRANSPORT",
+        value_enum,
+        default_value = "http"
+    )]
+    pub transport: Transport,
+    /// `cluster` lets tools choose a namespace; `namespaced` pins them to --namespace.
+    #[arg(short = 'm', long, env = "MODE", value_enum, default_value = "cluster")]
+    pub mode: Mode,
+    /// Default namespace (the only one in namespaced mode).
+    #[arg(short = 'n', long, env = "NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// HTTP port (MCP at /mcp, /healthz, /readyz).
+    #[arg(short = 'p', long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// HTTP bind address.
+    #[arg(short = 'H', long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Log filter (error, warn, info, debug, trace, or a tracing filter); logs go to stderr.
+    #[arg(short = 'l', long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// The Unix socket gateways connect to for routes (created with mode 0600).
+    #[arg(
+        long,
+        env = "GATEWAY_SOCKET",
+        default_value = "/run/nocrd9/control.sock"
+    )]
+    pub gateway_socket: PathBuf,
+    /// Public base URL of the gateway, used in workspace URLs (`<url>/route/<id>/`).
+    #[arg(long, env = "GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+    /// Port of a workspace's app when its pod has no `nogoo9/workspace-port` annotation.
+    #[arg(long, env = "DEFAULT_WORKSPACE_PORT", default_value_t = 3000)]
+    pub default_workspace_port: u16,
+}
+
+/// Every problem with the configuration, reported at once.
+pub fn validate(args: &Args) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    if shared::ids::WorkspaceId::parse(&args.namespace).is_err() {
+        problems.push(format!(
+            "--namespace {:?} is not a valid namespace name (a DNS label)",
+            args.namespace
+        ));
+    }
+    if args.default_workspace_port == 0 {
+        problems.push("--default-workspace-port must be between 1 and 65535".into());
+    }
+    if let Some(url) = &args.gateway_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        problems.push(format!(
+            "--gateway-url {url:?} must start with http:// or https://"
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let args = Args::try_parse_from([
+            "nocrd9",
+            "--namespace",
+            "Bad_NS",
+            "--default-workspace-port",
+            "0",
+            "--gateway-url",
+            "gw:8080",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let problems = validate(&args).expect_err("invalid");
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let ok = Args::try_parse_from(["nocrd9", "--gateway-url", "http://127.0.0.1:8080"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(validate(&ok).is_ok());
+        assert!(Args::try_parse_from(["nocrd9", "--transport", "carrier-pigeon"]).is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! The pod tools of the original no-crd v0.2.0: same names, inputs, defaults and result
+//! shapes, with bounded outputs and checked inputs.
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, LogParams};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::outcome::{Outcome, ToolError};
+use crate::context::Context;
+
+/// Rows a list returns when the caller sets no `limit`.
+pub const DEFAULT_LIST_LIMIT: u32 = 500;
+/// Log lines returned when the caller sets neither `tailLines` nor `limitBytes`.
+pub const DEFAULT_TAIL_LINES: i64 = 500;
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListPodsArgs {
+    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
+    pub namespace: Option<String>,
+    /// Label selector, e.g. "app=my-app,env=prod".
+    pub label_selector: Option<String>,
+    /// Field selector, e.g. "status.phase=Running".
+    pub field_selector: Option<String>,
+    /// Maximum pods to return (default 500).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodRef {
+    /// Pod name.
+    pub name: String,
+    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeletePodArgs {
+    /// Pod name.
+    pub name: String,
+    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
+    pub namespace: Option<String>,
+    /// Seconds the pod gets to stop (its preStop hook runs first); default: the pod's own.
+    pub grace_period_seconds: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodLogsArgs {
+    /// Pod name.
+    pub name: String,
+    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
+    pub namespace: Option<String>,
+    /// Container (default: the one named "agent", else the first).
+    pub container: Option<String>,
+    /// Lines from the end (default 500 when limitBytes is not set either).
+    pub tail_lines: Option<u32>,
+    /// Only lines newer than this many seconds.
+    pub since_seconds: Option<u32>,
+    /// At most this many bytes.
+    pub limit_bytes: Option<u32>,
+    /// Prefix each line with its RFC 3339 timestamp.
+    pub timestamps: Option<bool>,
+    /// The previous (terminated) run of the container.
+    pub previous: Option<bool>,
+}
+
+fn positive(name: &str, v: Option<u32>) -> Result<(), ToolError> {
+    match v {
+        Some(0) => Err(ToolError::bad_input(format!(
+            "{name} must be greater than 0"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn summary(pod: &Pod) -> Value {
+    let status = pod.status.as_ref();
+    let statuses = status
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or_default();
+    json!({
+        "name": pod.metadata.name,
+        "namespace": pod.metadata.namespace,
+        "phase": status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
+        "ready": statuses.iter().filter(|c| c.ready).count(),
+        "total": pod.spec.as_ref().map_or(0, |s| s.containers.len()),
+        "restarts": statuses.iter().map(|c| i64::from(c.restart_count)).sum::<i64>(),
+        "podIP": status.and_then(|s| s.pod_ip.clone()),
+        "node": pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        "labels": pod.metadata.labels.clone().unwrap_or_default(),
+        "annotations": pod.metadata.annotations.clone().unwrap_or_default(),
+    })
+}
+
+pub async fn list_pods(ctx: &Context, args: ListPodsArgs) -> Result<Outcome, ToolError> {
+    positive("limit", args.limit)?;
+    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut lp = ListParams::default().limit(args.limit.unwrap_or(DEFAULT_LIST_LIMIT));
+    if let Some(l) = &args.label_selector {
+        lp = lp.labels(l);
+    }
+    if let Some(f) = &args.field_selector {
+        lp = lp.fields(f);
+    }
+    let list = api.list(&lp).await?;
+    let pods: Vec<Value> = list.items.iter().map(summary).collect();
+    let mut text = String::from("NAME\tPHASE\tREADY\tRESTARTS\tPOD-IP\tNODE");
+    if pods.is_empty() {
+        text = "(no pods)".into();
+    }
+    for p in &pods {
+        let s = |k: &str| {
+            p[k].as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| "-".into())
+        };
+        text.push_str(&format!(
+            "\n{}\t{}\t{}/{}\t{}\t{}\t{}",
+            s("name"),
+            s("phase"),
+            p["ready"],
+            p["total"],
+            p["restarts"],
+            s("podIP"),
+            s("node")
+        ));
+    }
+    let mut structured = json!({"pods": pods});
+    if let Some(token) = list.metadata.continue_.filter(|c| !c.is_empty()) {
+        // Bounded by default: say there is more rather than returning everything.
+        text.push_str("\n(more pods exist: raise `limit` or narrow the selector)");
+        structured["truncated"] = json!(true);
+        let _ = token;
+    }
+    Ok(Outcome { text, structured })
+}
+
+pub async fn get_pod(ctx: &Context, args: PodRef) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+    let pod = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .get(&args.name)
+        .await?;
+    let value = serde_json::to_value(&pod).map_err(|e| ToolError {
+        code: 500,
+        message: e.to_string(),
+    })?;
+    Ok(Outcome {
+        text: serde_json::to_string_pretty(&value).unwrap_or_default(),
+        structured: json!({"pod": value}),
+    })
+}
+
+pub async fn delete_pod(ctx: &Context, args: DeletePodArgs) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+    let dp = DeleteParams {
+        grace_period_seconds: args.grace_period_seconds,
+        ..Default::default()
+    };
+    Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .delete(&args.name, &dp)
+        .await?;
+    Ok(Outcome {
+        text: format!("Deleted pod {} from namespace {ns}", args.name),
+        structured: json!({"name": args.name, "namespace": ns}),
+    })
+}
+
+pub async fn get_pod_logs(ctx: &Context, args: PodLogsArgs) -> Result<Outcome, ToolError> {
+    positive("tailLines", args.tail_lines)?;
+    positive("sinceSeconds", args.since_seconds)?;
+    positive("limitBytes", args.limit_bytes)?;
+    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let container = match args.container {
+        Some(c) => Some(c),
+        None => {
+            let pod = api.get(&args.name).await?;
+            let names: Vec<String> = pod
+                .spec
+                .map(|s| s.containers.into_iter().map(|c| c.name).collect())
+                .unwrap_or_default();
+            names
+                .iter()
+                .find(|n| *n == "agent")
+                .or(names.first())
+                .cloned()
+        }
+    };
+    let tail = match (args.tail_lines, args.limit_bytes) {
+        (Some(t), _) => Some(i64::from(t)),
+        (None, None) => Some(DEFAULT_TAIL_LINES),
+        (None, Some(_)) => None,
+    };
+    let lp = LogParams {
+        container,
+        tail_lines: tail,
+        since_seconds: args.since_seconds.map(i64::from),
+        limit_bytes: args.limit_bytes.map(i64::from),
+        timestamps: args.timestamps.unwrap_or(false),
+        previous: args.previous.unwrap_or(false),
+        ..Default::default()
+    };
+    let logs = api.logs(&args.name, &lp).await?;
+    let text = if logs.is_empty() {
+        "(no logs)".to_string()
+    } else {
+        logs.clone()
+    };
+    Ok(Outcome {
+        text,
+        structured: json!({"logs": logs}),
+    })
+}
+
+pub async fn list_namespaces(ctx: &Context) -> Result<Outcome, ToolError> {
+    let names: Vec<String> = if ctx.mode == crate::config::Mode::Namespaced {
+        vec![ctx.namespace.clone()]
+    } else {
+        match Api::<Namespace>::all(ctx.client.clone())
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(list) => {
+                let mut accessible = Vec::new();
+                for name in list.items.into_iter().filter_map(|n| n.metadata.name) {
+                    // A namespace whose pods we may not list is not offered.
+                    let probe = Api::<Pod>::namespaced(ctx.client.clone(), &name)
+                        .list(&ListParams::default().limit(1))
+                        .await;
+                    if !matches!(probe, Err(kube::Error::Api(ref s)) if s.code == 403) {
+                        accessible.push(name);
+                    }
+                }
+                accessible
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 => vec![ctx.namespace.clone()],
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let text = if names.is_empty() {
+        "(no accessible namespaces)".into()
+    } else {
+        format!("NAME\n{}", names.join("\n"))
+    };
+    Ok(Outcome {
+        text,
+        structured: json!({"namespaces": names}),
+    })
+}
+
+pub fn current_namespace(ctx: &Context) -> Outcome {
+    Outcome {
+        text: format!("Namespace: {}\nMode: {}", ctx.namespace, ctx.mode.as_str()),
+        structured: json!({"namespace": ctx.namespace, "mode": ctx.mode.as_str()}),
+    }
+}

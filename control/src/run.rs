@@ -1,0 +1,139 @@
+//! Wiring `nocrd9` together: Kubernetes client, route watch and publisher, and the MCP
+//! transports, all stopped by one cancellation token.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use rmcp::ServiceExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Args, Mode, Transport};
+use crate::context::Context;
+use crate::mcp::NoCrdServer;
+use crate::publish::Publisher;
+
+/// A running control plane (HTTP transport), for `main` and tests.
+pub struct Control {
+    pub http_addr: Option<SocketAddr>,
+    pub publisher: Publisher,
+    pub synced: watch::Receiver<bool>,
+    pub shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Control {
+    /// Starts the route watch, the publisher on `--gateway-socket` and, unless the
+    /// transport is stdio only, the HTTP server.
+    pub async fn start(args: &Args, client: kube::Client) -> anyhow::Result<Control> {
+        let ctx = Context {
+            client: client.clone(),
+            namespace: args.namespace.clone(),
+            mode: args.mode,
+        };
+        let shutdown = CancellationToken::new();
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(1);
+        let publisher = Publisher::new(epoch);
+        if let Some(dir) = args.gateway_socket.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let socket = Publisher::bind(&args.gateway_socket)?;
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn({
+            let (p, s) = (publisher.clone(), shutdown.clone());
+            async move { p.serve(socket, s).await }
+        }));
+        let pods: Api<Pod> = match args.mode {
+            Mode::Namespaced => Api::namespaced(client, &args.namespace),
+            Mode::Cluster => Api::all(client),
+        };
+        let (synced_tx, synced) = watch::channel(false);
+        tasks.push(tokio::spawn(crate::watch::run(
+            pods,
+            args.default_workspace_port,
+            publisher.clone(),
+            synced_tx,
+            shutdown.clone(),
+        )));
+        let mut http_addr = None;
+        if args.transport != Transport::Stdio {
+            let listener = tokio::net::TcpListener::bind((args.host, args.port))
+                .await
+                .with_context(|| format!("binding {}:{}", args.host, args.port))?;
+            http_addr = Some(listener.local_addr()?);
+            let app = crate::http::router(ctx, synced.clone(), shutdown.clone());
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            }));
+        }
+        Ok(Control {
+            http_addr,
+            publisher,
+            synced,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// `nocrd9` itself: run until SIGTERM/Ctrl-C (or, with stdio, until stdin closes).
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster, KUBECONFIG or ~/.kube/config)")?;
+    let control = Control::start(&args, client.clone()).await?;
+    if let Some(addr) = control.http_addr {
+        tracing::info!(%addr, "MCP over streamable HTTP at /mcp");
+    }
+    let stdio = if args.transport != Transport::Http {
+        let ctx = Context {
+            client,
+            namespace: args.namespace.clone(),
+            mode: args.mode,
+        };
+        let service = NoCrdServer::new(ctx)
+            .serve(rmcp::transport::stdio())
+            .await
+            .context("starting the stdio transport")?;
+        Some(service)
+    } else {
+        None
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    match stdio {
+        Some(service) => {
+            tokio::select! {
+                _ = service.waiting() => {}
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        None => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+    }
+    control.stop().await;
+    Ok(())
+}

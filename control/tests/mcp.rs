@@ -1,0 +1,323 @@
+//! The MCP server over streamable HTTP and stdio, with rmcp's client, against the
+//! simulated cluster: tool listing, results (text + structured), and error results for
+//! bad input and Kubernetes failures.
+
+use std::time::Duration;
+
+use control::config::Args;
+use control::run::Control;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use loadtest::sim::{Sim, SimConfig};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::{Value, json};
+
+fn args(socket: &std::path::Path, extra: &[&str]) -> Args {
+    use clap::Parser;
+    let mut argv = vec![
+        "nocrd9",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--gateway-socket",
+    ];
+    let socket = socket.to_string_lossy().to_string();
+    argv.push(&socket);
+    argv.extend_from_slice(extra);
+    Args::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn call(
+    client: &RunningService<rmcp::RoleClient, ()>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
+    let Value::Object(map) = arguments else {
+        panic!("arguments must be an object")
+    };
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        client.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(map)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{tool} timed out"))
+    .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+struct Setup {
+    sim: Sim,
+    control: Control,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(extra: &[&str]) -> Setup {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = Sim::start(SimConfig::for_tests())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let client = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let control = Control::start(&args(&dir.path().join("control.sock"), extra), client)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    Setup {
+        sim,
+        control,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn pod_tools_over_streamable_http() {
+    let s = setup(&[]).await;
+    let pods: Api<Pod> = Api::namespaced(
+        s.sim.client().await.unwrap_or_else(|e| panic!("{e}")),
+        "default",
+    );
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "agent-box", "labels": {"app": "demo"}},
+        "spec": {"containers": [{"name": "agent", "image": "local", "command": ["sh", "-c", "echo hello from the agent; sleep 30"]}]}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let url = format!(
+        "http://{}/mcp",
+        s.control.http_addr.unwrap_or_else(|| panic!("http"))
+    );
+    let client =
+        ().serve(StreamableHttpClientTransport::from_uri(url))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    let tools = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "current_namespace",
+            "delete_pod",
+            "get_pod",
+            "get_pod_logs",
+            "list_namespaces",
+            "list_pods"
+        ]
+    );
+    let list_pods = tools
+        .iter()
+        .find(|t| t.name == "list_pods")
+        .unwrap_or_else(|| panic!("list_pods"));
+    assert_eq!(
+        list_pods
+            .annotations
+            .as_ref()
+            .and_then(|a| a.read_only_hint),
+        Some(true)
+    );
+
+    let r = call(&client, "current_namespace", json!({})).await;
+    assert_eq!(text(&r), "Namespace: default\nMode: cluster");
+    assert_eq!(
+        r.structured_content,
+        Some(json!({"namespace": "default", "mode": "cluster"}))
+    );
+
+    let r = call(&client, "list_pods", json!({"labelSelector": "app=demo"})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    assert!(
+        text(&r).starts_with("NAME\tPHASE\tREADY\tRESTARTS\tPOD-IP\tNODE\nagent-box\t"),
+        "{}",
+        text(&r)
+    );
+    let structured = r.structured_content.unwrap_or_default();
+    assert_eq!(structured["pods"][0]["name"], "agent-box");
+    assert_eq!(structured["pods"][0]["total"], 1);
+
+    // Logs default to the container named "agent".
+    let logs = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let r = call(&client, "get_pod_logs", json!({"name": "agent-box"})).await;
+            if text(&r).contains("hello from the agent") {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("logs"));
+    assert_eq!(
+        logs.structured_content,
+        Some(json!({"logs": "hello from the agent\n"}))
+    );
+
+    let r = call(&client, "get_pod", json!({"name": "agent-box"})).await;
+    assert_eq!(
+        r.structured_content
+            .as_ref()
+            .map(|v| v["pod"]["metadata"]["name"].clone()),
+        Some(json!("agent-box"))
+    );
+
+    // Errors the agent can act on: tool results with a code and a message.
+    let r = call(&client, "get_pod", json!({"name": "nope"})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(
+        r.structured_content.as_ref().map(|v| v["code"].clone()),
+        Some(json!(404))
+    );
+    assert!(
+        text(&r).starts_with("Error: HTTP 404: NotFound: pods \"nope\" not found"),
+        "{}",
+        text(&r)
+    );
+    let r = call(&client, "list_pods", json!({"limit": 0})).await;
+    assert_eq!(
+        (
+            r.is_error,
+            r.structured_content.as_ref().map(|v| v["code"].clone())
+        ),
+        (Some(true), Some(json!(400)))
+    );
+    assert!(text(&r).contains("limit must be greater than 0"));
+    let r = call(&client, "list_pods", json!({"namespace": "Not_Valid"})).await;
+    assert!(
+        text(&r).contains("is not a valid namespace name"),
+        "{}",
+        text(&r)
+    );
+    let r = call(&client, "list_pods", json!({"labelSelector": "a in b"})).await;
+    assert_eq!(
+        r.structured_content.as_ref().map(|v| v["code"].clone()),
+        Some(json!(400))
+    );
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("list_pods")
+                .with_arguments(json!({"bogus": 1}).as_object().cloned().unwrap_or_default()),
+        )
+        .await;
+    assert!(
+        r.is_err() || r.as_ref().is_ok_and(|r| r.is_error == Some(true)),
+        "unknown arguments are refused: {r:?}"
+    );
+
+    let r = call(&client, "list_namespaces", json!({})).await;
+    assert_eq!(
+        r.structured_content,
+        Some(json!({"namespaces": ["default", "kube-public", "kube-system"]}))
+    );
+    let r = call(
+        &client,
+        "delete_pod",
+        json!({"name": "agent-box", "gracePeriodSeconds": 0}),
+    )
+    .await;
+    assert_eq!(text(&r), "Deleted pod agent-box from namespace default");
+    let _ = client.cancel().await;
+    s.control.stop().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn namespaced_mode_pins_every_tool_and_readyz_follows_the_first_list() {
+    let s = setup(&["--mode", "namespaced", "--namespace", "kube-system"]).await;
+    let addr = s.control.http_addr.unwrap_or_else(|| panic!("http"));
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        s.control.synced.clone().wait_for(|v| *v),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("synced"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ready = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut t = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = String::new();
+        t.read_to_string(&mut out)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        out
+    };
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "http://{addr}/mcp"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = call(&client, "list_namespaces", json!({})).await;
+    assert_eq!(
+        r.structured_content,
+        Some(json!({"namespaces": ["kube-system"]}))
+    );
+    let r = call(&client, "list_pods", json!({"namespace": "default"})).await;
+    assert_eq!(
+        text(&r),
+        "(no pods)",
+        "the namespace argument is ignored in namespaced mode"
+    );
+    let _ = client.cancel().await;
+    s.control.stop().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_binary_speaks_mcp_over_stdio() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = Sim::start(SimConfig::for_tests())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let kubeconfig = dir.path().join("kc.yaml");
+    std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_nocrd9"));
+    cmd.args(["--transport", "stdio", "--gateway-socket"])
+        .arg(dir.path().join("c.sock"))
+        .env("KUBECONFIG", &kubeconfig)
+        .env("LOG_LEVEL", "warn");
+    let transport = rmcp::transport::TokioChildProcess::new(cmd).unwrap_or_else(|e| panic!("{e}"));
+    let client = ().serve(transport).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = call(&client, "current_namespace", json!({})).await;
+    assert_eq!(text(&r), "Namespace: default\nMode: cluster");
+    let r = call(&client, "list_pods", json!({})).await;
+    assert_eq!(text(&r), "(no pods)");
+    let _ = client.cancel().await;
+    sim.shutdown().await;
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_every_problem() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nocrd9"))
+        .args(["--namespace", "Bad_NS", "--default-workspace-port", "0"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--namespace") && stderr.contains("--default-workspace-port"),
+        "{stderr}"
+    );
+}
