@@ -9,4 +9,6 @@ pub mod mcp;
 pub mod publish;
 pub mod routes;
 pub mod run;
+pub mod spawner;
+pub mod templates;
 pub mod watch;

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod proto;
 pub mod route;
 pub mod table;
+pub mod typed;
 
 /// Labels and annotations written on workspace pods and template ConfigMaps (the names
 /// of the original no-crd, so its clusters and clients keep working).
@@ -24,4 +25,23 @@ pub mod names {
     pub const WORKSPACE_PORT_ANNOTATION: &str = "nogoo9/workspace-port";
     /// The port used when a workspace names none.
     pub const DEFAULT_WORKSPACE_PORT: u16 = 3000;
+    /// Label on spawned objects: `nogoo9/managed-by=nogoo9-spawner`.
+    pub const MANAGED_BY_LABEL: &str = "nogoo9/managed-by";
+    pub const MANAGED_BY_SPAWNER: &str = "nogoo9-spawner";
+    /// Label naming the template a workspace was spawned from.
+    pub const TEMPLATE_NAME_LABEL: &str = "nogoo9/template";
+    /// Label marking template ConfigMaps: `nogoo9/pod-template=true`.
+    pub const POD_TEMPLATE_LABEL: &str = "nogoo9/pod-template";
+    /// Template annotations (the spawner's directives).
+    pub const DESCRIPTION_ANNOTATION: &str = "nogoo9/description";
+    pub const TAG_ANNOTATION: &str = "nogoo9/tag";
+    pub const REQUIRED_CONTEXT_ANNOTATION: &str = "nogoo9/required-context";
+    pub const INIT_IMAGE_ANNOTATION: &str = "nogoo9/init-image";
+    pub const INIT_COMMAND_ANNOTATION: &str = "nogoo9/init-command";
+    pub const PRE_STOP_COMMAND_ANNOTATION: &str = "nogoo9/pre-stop-command";
+    pub const PRE_STOP_SIDECAR_IMAGE_ANNOTATION: &str = "nogoo9/pre-stop-sidecar-image";
+    pub const IAM_ROLE_ARN_ANNOTATION: &str = "nogoo9/iam-role-arn";
+    pub const DEFAULT_GRACE_PERIOD_ANNOTATION: &str = "nogoo9/default-grace-period";
+    /// The annotation EKS reads to give a service account an IAM role.
+    pub const EKS_ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 }

@@ -38,23 +38,14 @@ pub fn decode_typed<T: DeserializeOwned + Serialize>(
     kind: &str,
     mode: FieldValidation,
 ) -> Result<(Value, Vec<String>), ApiError> {
-    let typed: T = serde_path_to_error::deserialize(input).map_err(|e| {
-        let path = e.path().to_string();
+    let (_, canonical, mut unknown) = shared::typed::decode::<T>(input).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version \"v1\" cannot be handled as a {kind}: {}: {}",
-            if path == "." {
-                "<root>".to_string()
-            } else {
-                path
-            },
-            e.inner()
+            e.path, e.message
         ))
     })?;
-    let canonical = serde_json::to_value(&typed)
-        .map_err(|e| ApiError::internal(format!("re-encoding {kind}: {e}")))?;
-    let mut unknown = Vec::new();
-    if mode != FieldValidation::Ignore {
-        collect_unknown(input, &canonical, "", &mut unknown);
+    if mode == FieldValidation::Ignore {
+        unknown.clear();
     }
     if mode == FieldValidation::Strict && !unknown.is_empty() {
         let list: Vec<String> = unknown
@@ -67,34 +58,6 @@ pub fn decode_typed<T: DeserializeOwned + Serialize>(
         )));
     }
     Ok((canonical, unknown))
-}
-
-/// Every path present (and non-null) in `input` but absent from `canonical`.
-fn collect_unknown(input: &Value, canonical: &Value, path: &str, out: &mut Vec<String>) {
-    match (input, canonical) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in a {
-                if v.is_null() {
-                    continue;
-                }
-                let child = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match b.get(k) {
-                    Some(cv) => collect_unknown(v, cv, &child, out),
-                    None => out.push(child),
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            for (i, (v, cv)) in a.iter().zip(b.iter()).enumerate() {
-                collect_unknown(v, cv, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// RFC 1123 subdomain (names of pods, config maps, service accounts).
