@@ -1,16 +1,62 @@
 //! What every tool works with: the Kubernetes client, the default namespace and the mode.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use shared::ids::WorkspaceId;
+
 use crate::config::Mode;
 use crate::mcp::outcome::ToolError;
+use crate::publish::Publisher;
 
 #[derive(Clone)]
 pub struct Context {
     pub client: kube::Client,
     pub namespace: String,
     pub mode: Mode,
+    /// The route publisher, when routes are published (spawns wait on it).
+    pub publisher: Option<Publisher>,
+    /// `--gateway-url`, for workspace URLs.
+    pub gateway_url: Option<String>,
+    spawn_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Context {
+    pub fn new(
+        client: kube::Client,
+        namespace: String,
+        mode: Mode,
+        publisher: Option<Publisher>,
+        gateway_url: Option<String>,
+    ) -> Self {
+        Context {
+            client,
+            namespace,
+            mode,
+            publisher,
+            gateway_url,
+            spawn_locks: Arc::default(),
+        }
+    }
+
+    /// Serializes spawns of one workspace id (in this process).
+    pub async fn spawn_lock(
+        &self,
+        namespace: &str,
+        id: &WorkspaceId,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.spawn_locks.lock().unwrap_or_else(|p| p.into_inner());
+            // Forget locks nobody holds, so the map stays as small as the spawns in flight.
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            locks
+                .entry(format!("{namespace}/{id}"))
+                .or_default()
+                .clone()
+        };
+        lock.lock_owned().await
+    }
+
     /// The namespace a tool acts in: always the server's in namespaced mode; otherwise the
     /// requested one (checked) or the server's.
     pub fn namespace_for(&self, requested: Option<&str>) -> Result<String, ToolError> {

@@ -12,3 +12,4 @@ pub mod run;
 pub mod spawner;
 pub mod templates;
 pub mod watch;
+pub mod workspaces;

@@ -142,6 +142,11 @@ impl Publisher {
         self.update(changes)
     }
 
+    /// Notified with the new version after every update.
+    pub fn subscribe_versions(&self) -> watch::Receiver<u64> {
+        self.inner.version_tx.subscribe()
+    }
+
     /// The current table (an O(1) clone).
     pub fn table(&self) -> RouteTable {
         self.state().table.clone()

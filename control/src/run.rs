@@ -18,6 +18,7 @@ use crate::publish::Publisher;
 
 /// A running control plane (HTTP transport), for `main` and tests.
 pub struct Control {
+    pub ctx: Context,
     pub http_addr: Option<SocketAddr>,
     pub publisher: Publisher,
     pub synced: watch::Receiver<bool>,
@@ -29,17 +30,19 @@ impl Control {
     /// Starts the route watch, the publisher on `--gateway-socket` and, unless the
     /// transport is stdio only, the HTTP server.
     pub async fn start(args: &Args, client: kube::Client) -> anyhow::Result<Control> {
-        let ctx = Context {
-            client: client.clone(),
-            namespace: args.namespace.clone(),
-            mode: args.mode,
-        };
         let shutdown = CancellationToken::new();
         let epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(1);
         let publisher = Publisher::new(epoch);
+        let ctx = Context::new(
+            client.clone(),
+            args.namespace.clone(),
+            args.mode,
+            Some(publisher.clone()),
+            args.gateway_url.clone(),
+        );
         if let Some(dir) = args.gateway_socket.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -67,7 +70,7 @@ impl Control {
                 .await
                 .with_context(|| format!("binding {}:{}", args.host, args.port))?;
             http_addr = Some(listener.local_addr()?);
-            let app = crate::http::router(ctx, synced.clone(), shutdown.clone());
+            let app = crate::http::router(ctx.clone(), synced.clone(), shutdown.clone());
             let stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app)
@@ -79,6 +82,7 @@ impl Control {
             }));
         }
         Ok(Control {
+            ctx,
             http_addr,
             publisher,
             synced,
@@ -100,17 +104,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster, KUBECONFIG or ~/.kube/config)")?;
-    let control = Control::start(&args, client.clone()).await?;
+    let control = Control::start(&args, client).await?;
     if let Some(addr) = control.http_addr {
         tracing::info!(%addr, "MCP over streamable HTTP at /mcp");
     }
     let stdio = if args.transport != Transport::Http {
-        let ctx = Context {
-            client,
-            namespace: args.namespace.clone(),
-            mode: args.mode,
-        };
-        let service = NoCrdServer::new(ctx)
+        let service = NoCrdServer::new(control.ctx.clone())
             .serve(rmcp::transport::stdio())
             .await
             .context("starting the stdio transport")?;

@@ -117,8 +117,13 @@ async fn pod_tools_over_streamable_http() {
             "delete_pod",
             "get_pod",
             "get_pod_logs",
+            "get_template",
             "list_namespaces",
-            "list_pods"
+            "list_pods",
+            "list_templates",
+            "list_workspaces",
+            "spawn_workspace",
+            "stop_workspace"
         ]
     );
     let list_pods = tools

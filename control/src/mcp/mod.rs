@@ -4,6 +4,7 @@
 
 pub mod outcome;
 pub mod pods;
+pub mod workspace_args;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -13,6 +14,9 @@ use rmcp::{ErrorData as McpError, ServerHandler, tool, tool_handler, tool_router
 use crate::context::Context;
 use outcome::to_result;
 use pods::{DeletePodArgs, ListPodsArgs, PodLogsArgs, PodRef};
+use workspace_args::{NamespaceArg, SpawnArgs, StopArgs, TemplateArg};
+
+use crate::workspaces;
 
 /// One MCP server instance (per session over HTTP, one for stdio).
 #[derive(Clone)]
@@ -26,7 +30,7 @@ impl NoCrdServer {
     pub fn new(ctx: Context) -> Self {
         NoCrdServer {
             ctx,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::workspace_router(),
         }
     }
 
@@ -95,11 +99,130 @@ impl NoCrdServer {
     }
 }
 
+#[tool_router(router = workspace_router, vis = "pub(crate)")]
+impl NoCrdServer {
+    #[tool(
+        description = "List pod templates (ConfigMaps labelled nogoo9/pod-template=true) with description, tag and the context keys a spawn needs. Invalid templates are skipped and reported.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn list_templates(
+        &self,
+        Parameters(args): Parameters<NamespaceArg>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(
+            workspaces::list_templates(&self.ctx, args.namespace.as_deref()).await,
+        ))
+    }
+
+    #[tool(
+        description = "Get one pod template: its PodSpec, description, tag and required context.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn get_template(
+        &self,
+        Parameters(args): Parameters<TemplateArg>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(
+            workspaces::get_template(&self.ctx, &args.name, args.namespace.as_deref()).await,
+        ))
+    }
+
+    #[tool(
+        description = "Spawn a workspace pod from a template (or an inline spec) with the given context. Idempotent per id: an existing workspace is returned. With wait (default true) it returns once the workspace answers through the gateway, with its URL.",
+        annotations(
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn spawn_workspace(
+        &self,
+        Parameters(args): Parameters<SpawnArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let req = workspaces::SpawnRequest {
+            id: args.id,
+            namespace: args.namespace,
+            template_ref: args.template_ref,
+            spec: args.spec,
+            annotations: args.annotations.unwrap_or_default(),
+            context: args.context.unwrap_or_default(),
+            wait: args.wait.unwrap_or(true),
+            wait_timeout: std::time::Duration::from_secs(u64::from(
+                args.wait_timeout_seconds.unwrap_or(120),
+            )),
+        };
+        Ok(to_result(workspaces::spawn(&self.ctx, req).await))
+    }
+
+    #[tool(
+        description = "Stop a workspace: its pod stops gracefully (pre-stop hooks run) and its IAM service account is removed.",
+        annotations(
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn stop_workspace(
+        &self,
+        Parameters(args): Parameters<StopArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(
+            workspaces::stop(&self.ctx, &args.id, args.namespace.as_deref()).await,
+        ))
+    }
+
+    #[tool(
+        description = "List workspaces with their id, pod, status and URL.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn list_workspaces(
+        &self,
+        Parameters(args): Parameters<NamespaceArg>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(
+            workspaces::list(&self.ctx, args.namespace.as_deref()).await,
+        ))
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for NoCrdServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("nogoo9", env!("CARGO_PKG_VERSION")))
             .with_instructions("no-crd: Kubernetes pods and workspaces for agents. Start with current_namespace, then list_pods.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_tool_is_routed() {
+        let router = NoCrdServer::new(crate::context::Context::new(
+            kube::Client::try_from(kube::Config::new(
+                "http://127.0.0.1:1"
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ))
+            .unwrap_or_else(|e| panic!("{e}")),
+            "default".into(),
+            crate::config::Mode::Cluster,
+            None,
+            None,
+        ))
+        .tool_router;
+        for name in [
+            "list_pods",
+            "list_templates",
+            "spawn_workspace",
+            "stop_workspace",
+            "list_workspaces",
+            "get_template",
+        ] {
+            assert!(router.get(name).is_some(), "{name}");
+            assert!(router.has_route(name), "{name} has a route");
+        }
     }
 }

@@ -1,0 +1,306 @@
+//! The workspace lifecycle over MCP against the simulated cluster: templates, spawn with
+//! required context (init container and IAM service account), idempotent and concurrent
+//! spawns, the route published and acked, stop (pre-stop hook, service account removed).
+
+use std::time::Duration;
+
+use control::config::Args;
+use control::run::Control;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use loadtest::sim::{Sim, SimConfig};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::{Value, json};
+use shared::ids::WorkspaceId;
+use shared::route::RouteState;
+
+async fn call(
+    client: &RunningService<rmcp::RoleClient, ()>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
+    let Value::Object(map) = arguments else {
+        panic!("arguments must be an object")
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        client.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(map)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{tool} timed out"))
+    .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The brief's node-workspace-template (images cannot run here: kube-sim simulates the
+/// init container and the pre-stop hook, and the built-in app stands in for node).
+fn node_template(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "labels": {"nogoo9/pod-template": "true"},
+            "annotations": {
+                "nogoo9/description": "A standard Node.js development sandbox with S3 storage sync",
+                "nogoo9/tag": "node-20",
+                "nogoo9/required-context": "PROJECT_NAME,REPO_URL",
+                "nogoo9/iam-role-arn": "arn:aws:iam::123456789012:role/workspace-s3-access",
+                "nogoo9/init-image": "alpine/git",
+                "nogoo9/init-command": "git clone $REPO_URL /workspace/$PROJECT_NAME",
+                "nogoo9/pre-stop-command": "aws s3 sync /workspace s3://my-workspace-backups/$PROJECT_NAME",
+                "nogoo9/default-grace-period": "120"
+            }
+        },
+        "data": {"spec": json!({
+            "containers": [{"name": "workspace", "image": "node:20-alpine", "command": ["sleep", "infinity"],
+                            "volumeMounts": [{"name": "workspace-storage", "mountPath": "/workspace"}]}],
+            "volumes": [{"name": "workspace-storage", "emptyDir": {}}]
+        }).to_string()}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = Sim::start(SimConfig::for_tests())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let cms: Api<ConfigMap> = Api::namespaced(kube.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &node_template("node-workspace-template"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut broken = node_template("broken");
+    broken.data = Some([("spec".to_string(), "{\"containers\": \"nope\"}".to_string())].into());
+    cms.create(&PostParams::default(), &broken)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let socket = dir
+        .path()
+        .join("control.sock")
+        .to_string_lossy()
+        .to_string();
+    let args = <Args as clap::Parser>::try_parse_from([
+        "nocrd9",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--gateway-socket",
+        &socket,
+        "--gateway-url",
+        "http://gw.test:8080",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let control = Control::start(&args, kube.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "http://{}/mcp",
+        control.http_addr.unwrap_or_else(|| panic!("http"))
+    );
+    let client =
+        ().serve(StreamableHttpClientTransport::from_uri(url))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+    let tools: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(tools.iter().any(|t| t == "spawn_workspace"), "{tools:?}");
+    let r = call(&client, "list_templates", json!({})).await;
+    let s = r.structured_content.clone().unwrap_or_default();
+    assert_eq!(s["templates"][0]["name"], "node-workspace-template");
+    assert_eq!(
+        s["templates"][0]["requiredContext"],
+        json!(["PROJECT_NAME", "REPO_URL"])
+    );
+    assert_eq!(
+        s["skipped"][0]["name"], "broken",
+        "an invalid template is skipped and reported"
+    );
+    assert!(
+        text(&r).contains("skipped invalid template broken"),
+        "{}",
+        text(&r)
+    );
+    let r = call(
+        &client,
+        "get_template",
+        json!({"name": "node-workspace-template"}),
+    )
+    .await;
+    assert_eq!(
+        r.structured_content.as_ref().map(|v| v["tag"].clone()),
+        Some(json!("node-20"))
+    );
+
+    // Missing context: an error listing the keys, and nothing created.
+    let r = call(&client, "spawn_workspace", json!({"id": "demo", "templateRef": "node-workspace-template", "context": {"PROJECT_NAME": "p"}})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).contains("Missing required context variables: REPO_URL"),
+        "{}",
+        text(&r)
+    );
+    let sas: Api<ServiceAccount> = Api::namespaced(kube.clone(), "default");
+    assert!(
+        sas.get_opt("ws-sa-demo")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none(),
+        "no orphan service account"
+    );
+    let r = call(
+        &client,
+        "spawn_workspace",
+        json!({"id": "Bad_Id", "templateRef": "node-workspace-template"}),
+    )
+    .await;
+    assert_eq!(
+        r.structured_content.as_ref().map(|v| v["code"].clone()),
+        Some(json!(400))
+    );
+    let r = call(&client, "spawn_workspace", json!({"id": "x"})).await;
+    assert!(text(&r).contains("Either templateRef or spec must be provided"));
+
+    // Two concurrent spawns of one id make one pod, and both return when it is routable.
+    let context = json!({"PROJECT_NAME": "demo", "REPO_URL": "https://example.com/r.git"});
+    let spawn = json!({"id": "demo", "templateRef": "node-workspace-template", "context": context});
+    let (a, b) = tokio::join!(
+        call(&client, "spawn_workspace", spawn.clone()),
+        call(&client, "spawn_workspace", spawn.clone())
+    );
+    for r in [&a, &b] {
+        assert_ne!(r.is_error, Some(true), "{}", text(r));
+        let s = r.structured_content.clone().unwrap_or_default();
+        assert_eq!(s["status"], "ready");
+        assert_eq!(s["url"], "http://gw.test:8080/route/demo/");
+        assert_eq!(s["podName"], "ws-anonymous-demo");
+    }
+    let existing: Vec<bool> = [&a, &b]
+        .iter()
+        .map(|r| {
+            r.structured_content.clone().unwrap_or_default()["existing"]
+                .as_bool()
+                .unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(
+        existing.iter().filter(|e| **e).count(),
+        1,
+        "exactly one of the two created the pod"
+    );
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), "default");
+    let listed = pods
+        .list(&ListParams::default().labels("nogoo9/workspace-id=demo"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.items.len(), 1);
+    let pod = &listed.items[0];
+    let spec = pod.spec.clone().unwrap_or_default();
+    assert_eq!(
+        spec.init_containers.as_ref().map(|i| i[0].name.as_str()),
+        Some("spawner-init")
+    );
+    assert_eq!(spec.service_account_name.as_deref(), Some("ws-sa-demo"));
+    assert_eq!(spec.termination_grace_period_seconds, Some(120));
+    assert!(
+        sas.get_opt("ws-sa-demo")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_some(),
+        "the IAM service account exists"
+    );
+    let route = control
+        .publisher
+        .table()
+        .get(&WorkspaceId::parse("demo").unwrap_or_else(|e| panic!("{e}")))
+        .cloned()
+        .unwrap_or_else(|| panic!("route"));
+    assert_eq!(route.state, RouteState::Ready);
+    assert_eq!(route.pod_uid, pod.metadata.uid.clone().unwrap_or_default());
+
+    let r = call(
+        &client,
+        "list_workspaces",
+        json!({"jwtPayload": {"sub": "mallory"}}),
+    )
+    .await;
+    assert_eq!(
+        r.structured_content
+            .as_ref()
+            .map(|v| v["workspaces"][0]["id"].clone()),
+        Some(json!("demo"))
+    );
+    assert!(
+        text(&r).starts_with("ID\tNAME\tSTATUS\ndemo\tws-anonymous-demo\tRunning"),
+        "{}",
+        text(&r)
+    );
+
+    let r = call(&client, "stop_workspace", json!({"id": "demo"})).await;
+    assert_eq!(text(&r), "Stopped workspace demo (Pod: ws-anonymous-demo)");
+    assert_eq!(
+        r.structured_content,
+        Some(json!({"id": "demo", "status": "terminating"}))
+    );
+    assert!(
+        sas.get_opt("ws-sa-demo")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none(),
+        "the service account went with the workspace"
+    );
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while pods
+            .get_opt("ws-anonymous-demo")
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("pod removed"));
+    let logs_gone = control
+        .publisher
+        .table()
+        .get(&WorkspaceId::parse("demo").unwrap_or_else(|e| panic!("{e}")))
+        .is_none();
+    assert!(logs_gone, "the route is withdrawn");
+    let r = call(&client, "stop_workspace", json!({"id": "demo"})).await;
+    assert_eq!(
+        (r.is_error, text(&r)),
+        (
+            Some(true),
+            "Error: Workspace demo not found or access denied".to_string()
+        )
+    );
+
+    let _ = client.cancel().await;
+    control.stop().await;
+    sim.shutdown().await;
+}
