@@ -30,6 +30,23 @@ impl Mode {
     }
 }
 
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Run the whole system locally: a simulated cluster, the control plane and a
+    /// gateway, with the brief's example template and a demo workspace.
+    Dev(DevArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Port of the control plane (MCP at /mcp); 0 picks a free one.
+    #[arg(long, default_value_t = 3000)]
+    pub port: u16,
+    /// Port of the gateway (workspaces at /route/<id>/); 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    pub gateway_port: u16,
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "nocrd9",
@@ -37,6 +54,8 @@ impl Mode {
     about = "The no-crd control plane: MCP server for workspace pods, and the route publisher for nocrd9-gateway"
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// MCP transport.
     #[arg(
         short = 't',

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod context;
+pub mod dev;
 pub mod http;
 pub mod mcp;
 pub mod publish;

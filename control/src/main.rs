@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use control::config::{Args, validate};
+use control::config::{Args, Command, validate};
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -42,7 +42,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(control::run::run(args)) {
+    let result = match args.command.clone() {
+        Some(Command::Dev(dev)) => runtime.block_on(control::dev::run(dev)),
+        None => runtime.block_on(control::run::run(args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nocrd9: {e:#}");

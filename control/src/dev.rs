@@ -1,0 +1,212 @@
+//! `nocrd9 dev`: the whole system on one machine, for trying it out. An in-process
+//! simulated cluster (kube-sim), the control plane, and `nocrd9-gateway` as a child
+//! process linked by the route socket; the brief's example template is seeded and a demo
+//! workspace spawned, so the printed curl works at once. Ctrl-C (or SIGTERM) stops
+//! everything, the gateway and every process the simulated pods started included.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::PostParams;
+use loadtest::sim::{Sim, SimConfig};
+use serde_json::json;
+
+use crate::config::{Args, DevArgs, Mode, Transport};
+use crate::run::Control;
+use crate::workspaces::{self, SpawnRequest};
+
+pub const DEMO_TEMPLATE: &str = "node-workspace-template";
+pub const DEMO_WORKSPACE: &str = "demo";
+
+/// The brief's example template, verbatim (kube-sim simulates its init and pre-stop
+/// images and stands in for `node:20-alpine` with its built-in workspace app).
+pub fn demo_template() -> ConfigMap {
+    let spec = json!({
+        "containers": [{
+            "name": "workspace", "image": "node:20-alpine", "command": ["sleep", "infinity"],
+            "volumeMounts": [{"name": "workspace-storage", "mountPath": "/workspace"}]
+        }],
+        "volumes": [{"name": "workspace-storage", "emptyDir": {}}]
+    });
+    let cm = json!({
+        "metadata": {
+            "name": DEMO_TEMPLATE,
+            "labels": {"nogoo9/pod-template": "true"},
+            "annotations": {
+                "nogoo9/description": "A standard Node.js development sandbox with S3 storage sync",
+                "nogoo9/tag": "node-20",
+                "nogoo9/required-context": "PROJECT_NAME,REPO_URL",
+                "nogoo9/iam-role-arn": "arn:aws:iam::123456789012:role/workspace-s3-access",
+                "nogoo9/init-image": "alpine/git",
+                "nogoo9/init-command": "git clone $REPO_URL /workspace/$PROJECT_NAME",
+                "nogoo9/pre-stop-command": "aws s3 sync /workspace s3://my-workspace-backups/$PROJECT_NAME",
+                "nogoo9/default-grace-period": "120"
+            }
+        },
+        "data": {"spec": spec.to_string()}
+    });
+    serde_json::from_value(cm).unwrap_or_default()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `nocrd9-gateway` next to this binary, or `NOCRD9_GATEWAY_BIN`.
+fn gateway_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("NOCRD9_GATEWAY_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("locating nocrd9")?;
+    let candidate = exe.with_file_name("nocrd9-gateway");
+    if candidate.exists() {
+        return Ok(candidate);
+    }
+    bail!(
+        "nocrd9-gateway was not found next to {} (build the workspace: cargo build --workspace, or set NOCRD9_GATEWAY_BIN)",
+        exe.display()
+    )
+}
+
+pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::Builder::new()
+        .prefix("nocrd9-dev-")
+        .tempdir()
+        .context("creating the dev directory")?;
+    let sim = Sim::start(SimConfig::for_tests())
+        .await
+        .context("starting the simulated cluster")?;
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    std::fs::write(&kubeconfig, sim.kubeconfig())?;
+    let client = sim.client().await?;
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &demo_template())
+        .await
+        .context("seeding the example template")?;
+
+    let gateway_port = if dev.gateway_port == 0 {
+        free_port()?
+    } else {
+        dev.gateway_port
+    };
+    let gateway_url = format!("http://127.0.0.1:{gateway_port}");
+    let socket = dir.path().join("control.sock");
+    let args = Args {
+        command: None,
+        transport: Transport::Http,
+        mode: Mode::Cluster,
+        namespace: "default".into(),
+        port: dev.port,
+        host: [127, 0, 0, 1].into(),
+        log_level: "info".into(),
+        gateway_socket: socket.clone(),
+        gateway_url: Some(gateway_url.clone()),
+        default_workspace_port: shared::names::DEFAULT_WORKSPACE_PORT,
+    };
+    let control = Control::start(&args, client).await?;
+    let mcp_addr = control
+        .http_addr
+        .context("the control plane has no HTTP address")?;
+
+    let gateway_log = dir.path().join("gateway.log");
+    let mut gateway = tokio::process::Command::new(gateway_binary()?)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{gateway_port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{}", free_port()?),
+            "--gateway-id",
+            "dev",
+        ])
+        .arg("--control-socket")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&gateway_log)?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting nocrd9-gateway")?;
+    let gateway_pid = gateway.id().unwrap_or_default();
+    let connected = tokio::time::timeout(Duration::from_secs(30), async {
+        while control.publisher.gateways().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if connected.is_err() {
+        bail!(
+            "nocrd9-gateway did not connect within 30 s; see {}",
+            gateway_log.display()
+        );
+    }
+    let context: BTreeMap<String, String> = [
+        ("PROJECT_NAME", DEMO_WORKSPACE),
+        ("REPO_URL", "https://example.com/demo.git"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), v.into()))
+    .collect();
+    let spawned = workspaces::spawn(
+        &control.ctx,
+        SpawnRequest {
+            id: DEMO_WORKSPACE.into(),
+            namespace: None,
+            template_ref: Some(DEMO_TEMPLATE.into()),
+            spec: None,
+            annotations: BTreeMap::new(),
+            context,
+            wait: true,
+            wait_timeout: Duration::from_secs(60),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("spawning the demo workspace: {}", e.message))?;
+    let url = spawned.structured["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    println!("nocrd9 dev is running (Ctrl-C stops everything)");
+    println!(
+        "  simulated cluster: {}  (KUBECONFIG={} kubectl get pods -A)",
+        sim.url(),
+        kubeconfig.display()
+    );
+    println!("  MCP endpoint:      http://{mcp_addr}/mcp");
+    println!(
+        "  gateway:           {gateway_url}  (pid {gateway_pid}, log {})",
+        gateway_log.display()
+    );
+    println!("  template:          {DEMO_TEMPLATE} (context: PROJECT_NAME, REPO_URL)");
+    println!("  demo workspace:    {url}");
+    println!("  auth:              off (token authentication is not built yet)");
+    println!("try:");
+    println!("  curl {url}hello");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        status = gateway.wait() => tracing::error!(?status, log = %gateway_log.display(), "nocrd9-gateway exited"),
+    }
+    if let Some(pid) = gateway.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(10), gateway.wait()).await;
+    }
+    let _ = gateway.kill().await;
+    control.stop().await;
+    sim.shutdown().await;
+    Ok(())
+}

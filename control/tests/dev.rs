@@ -1,0 +1,83 @@
+//! `nocrd9 dev` on a fresh checkout: it prints working URLs, its printed curl answers
+//! from the demo workspace through the gateway, and SIGTERM stops everything.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[tokio::test]
+async fn dev_prints_a_curl_that_works_and_stops_cleanly() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nocrd9"))
+        .args(["dev", "--port", "0", "--gateway-port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("stdout"))).lines();
+    let mut banner = Vec::new();
+    let curl = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            banner.push(line.clone());
+            if let Some(cmd) = line.trim().strip_prefix("curl ") {
+                return cmd.to_string();
+            }
+        }
+        panic!("nocrd9 dev ended before printing its curl: {banner:?}")
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no curl line within 90 s"));
+    let text = banner.join("\n");
+    assert!(
+        text.contains("MCP endpoint:      http://127.0.0.1:"),
+        "{text}"
+    );
+    let gateway_pid: i32 = text
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("gateway pid in {text}"));
+
+    // The printed curl: http://127.0.0.1:<port>/route/demo/hello
+    let rest = curl
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("{curl}"));
+    let (addr, path) = rest.split_once('/').unwrap_or_else(|| panic!("{curl}"));
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"pod\":\"ws-anonymous-demo\"") && answer.contains("\"path\":\"/hello\""),
+        "{answer}"
+    );
+
+    let pid = child.id().unwrap_or_else(|| panic!("pid")) as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("stopped in time"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{status:?}");
+    let gone = tokio::time::timeout(Duration::from_secs(10), async {
+        while nix::sys::signal::kill(nix::unistd::Pid::from_raw(gateway_pid), None).is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the gateway child stops with nocrd9 dev");
+}
