@@ -63,9 +63,7 @@ pub fn owner_label(sub: &str) -> String {
     if valid {
         return sub.to_string();
     }
-    let h = sub.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let h = shared::hash::fnv1a(sub.as_bytes());
     format!("u-{h:016x}")
 }
 

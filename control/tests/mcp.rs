@@ -11,10 +11,12 @@ use kube::Api;
 use kube::api::PostParams;
 use loadtest::sim::{Sim, SimConfig};
 use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
-use serde_json::{Value, json};
+use serde_json::json;
+
+mod common;
+use common::{call, text};
 
 fn args(socket: &std::path::Path, extra: &[&str]) -> Args {
     use clap::Parser;
@@ -30,31 +32,6 @@ fn args(socket: &std::path::Path, extra: &[&str]) -> Args {
     argv.push(&socket);
     argv.extend_from_slice(extra);
     Args::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn call(
-    client: &RunningService<rmcp::RoleClient, ()>,
-    tool: &str,
-    arguments: Value,
-) -> CallToolResult {
-    let Value::Object(map) = arguments else {
-        panic!("arguments must be an object")
-    };
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        client.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(map)),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{tool} timed out"))
-    .unwrap_or_else(|e| panic!("{tool}: {e}"))
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 struct Setup {

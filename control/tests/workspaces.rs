@@ -11,63 +11,18 @@ use kube::Api;
 use kube::api::{ListParams, PostParams};
 use loadtest::sim::{Sim, SimConfig};
 use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
-use serde_json::{Value, json};
+use serde_json::json;
+
+mod common;
+use common::{call, text};
 use shared::ids::WorkspaceId;
 use shared::route::RouteState;
 
-async fn call(
-    client: &RunningService<rmcp::RoleClient, ()>,
-    tool: &str,
-    arguments: Value,
-) -> CallToolResult {
-    let Value::Object(map) = arguments else {
-        panic!("arguments must be an object")
-    };
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        client.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(map)),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{tool} timed out"))
-    .unwrap_or_else(|e| panic!("{tool}: {e}"))
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The brief's node-workspace-template (images cannot run here: kube-sim simulates the
-/// init container and the pre-stop hook, and the built-in app stands in for node).
 fn node_template(name: &str) -> ConfigMap {
-    serde_json::from_value(json!({
-        "metadata": {
-            "name": name,
-            "labels": {"nogoo9/pod-template": "true"},
-            "annotations": {
-                "nogoo9/description": "A standard Node.js development sandbox with S3 storage sync",
-                "nogoo9/tag": "node-20",
-                "nogoo9/required-context": "PROJECT_NAME,REPO_URL",
-                "nogoo9/iam-role-arn": "arn:aws:iam::123456789012:role/workspace-s3-access",
-                "nogoo9/init-image": "alpine/git",
-                "nogoo9/init-command": "git clone $REPO_URL /workspace/$PROJECT_NAME",
-                "nogoo9/pre-stop-command": "aws s3 sync /workspace s3://my-workspace-backups/$PROJECT_NAME",
-                "nogoo9/default-grace-period": "120"
-            }
-        },
-        "data": {"spec": json!({
-            "containers": [{"name": "workspace", "image": "node:20-alpine", "command": ["sleep", "infinity"],
-                            "volumeMounts": [{"name": "workspace-storage", "mountPath": "/workspace"}]}],
-            "volumes": [{"name": "workspace-storage", "emptyDir": {}}]
-        }).to_string()}
-    }))
-    .unwrap_or_else(|e| panic!("{e}"))
+    let mut cm = control::dev::demo_template();
+    cm.metadata.name = Some(name.to_string());
+    cm
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,17 +14,7 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-const REJECTS: [Reject; 9] = [
-    Reject::NotFound,
-    Reject::WorkspaceNotFound,
-    Reject::WorkspaceNotReady,
-    Reject::TableNotLoaded,
-    Reject::InvalidWorkspaceId,
-    Reject::BadPath,
-    Reject::UpstreamUnavailable,
-    Reject::UpstreamTimeout,
-    Reject::Internal,
-];
+const REJECTS: [Reject; 9] = Reject::ALL;
 
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {

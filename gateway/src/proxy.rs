@@ -62,9 +62,7 @@ pub struct RequestCtx {
 /// FNV-1a of the pod UID: pooled connections are keyed by it, so a connection opened to
 /// one pod is never reused for a later pod that gets the same IP.
 fn pool_key(pod_uid: &str) -> u64 {
-    pod_uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    shared::hash::fnv1a(pod_uid.as_bytes())
 }
 
 async fn respond(session: &mut Session, reject: Reject) -> Result<()> {

@@ -20,6 +20,19 @@ pub enum Reject {
 }
 
 impl Reject {
+    /// Every answer, in a fixed order (metrics label them by code).
+    pub const ALL: [Reject; 9] = [
+        Reject::NotFound,
+        Reject::WorkspaceNotFound,
+        Reject::WorkspaceNotReady,
+        Reject::TableNotLoaded,
+        Reject::InvalidWorkspaceId,
+        Reject::BadPath,
+        Reject::UpstreamUnavailable,
+        Reject::UpstreamTimeout,
+        Reject::Internal,
+    ];
+
     pub fn from_code(code: &str) -> Reject {
         match code {
             "invalid_workspace_id" => Reject::InvalidWorkspaceId,
@@ -94,17 +107,7 @@ mod tests {
 
     #[test]
     fn bodies_are_small_json_with_a_stable_code() {
-        for r in [
-            Reject::NotFound,
-            Reject::WorkspaceNotFound,
-            Reject::WorkspaceNotReady,
-            Reject::TableNotLoaded,
-            Reject::InvalidWorkspaceId,
-            Reject::BadPath,
-            Reject::UpstreamUnavailable,
-            Reject::UpstreamTimeout,
-            Reject::Internal,
-        ] {
+        for r in Reject::ALL {
             let v: serde_json::Value =
                 serde_json::from_slice(&r.body()).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(v["error"], r.code());

@@ -3,6 +3,7 @@
 //! label/annotation names. JWT verification joins with the gateway and control issues.
 
 pub mod codec;
+pub mod hash;
 pub mod ids;
 pub mod proto;
 pub mod route;

@@ -174,16 +174,11 @@ impl RouteTable {
     /// An order-independent digest of the routes, exchanged in acks to catch drift.
     pub fn hash(&self) -> u64 {
         self.routes.values().fold(0u64, |acc, r| {
-            acc.wrapping_add(mix(fnv1a(&serde_json::to_vec(&**r).unwrap_or_default())))
+            acc.wrapping_add(mix(crate::hash::fnv1a(
+                &serde_json::to_vec(&**r).unwrap_or_default(),
+            )))
         })
     }
-}
-
-/// FNV-1a: stable across processes and builds (unlike `DefaultHasher`).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// A finalizer so sums of hashes of similar routes do not cancel out.
