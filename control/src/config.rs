@@ -93,6 +93,9 @@ pub struct Args {
     /// Port of a workspace's app when its pod has no `nogoo9/workspace-port` annotation.
     #[arg(long, env = "DEFAULT_WORKSPACE_PORT", default_value_t = 3000)]
     pub default_workspace_port: u16,
+    /// Skip the startup SelfSubjectAccessReview checks and register every tool.
+    #[arg(long, env = "DISABLE_PERMISSION_CHECKS")]
+    pub disable_permission_checks: bool,
 }
 
 /// Every problem with the configuration, reported at once.

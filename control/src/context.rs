@@ -7,6 +7,7 @@ use shared::ids::WorkspaceId;
 
 use crate::config::Mode;
 use crate::mcp::outcome::ToolError;
+use crate::permissions::PermissionReport;
 use crate::publish::Publisher;
 
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct Context {
     /// `--gateway-url`, for workspace URLs.
     pub gateway_url: Option<String>,
     spawn_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// The startup permission check (`None` when checks are disabled: everything enabled).
+    pub permissions: Option<Arc<PermissionReport>>,
 }
 
 impl Context {
@@ -36,6 +39,7 @@ impl Context {
             publisher,
             gateway_url,
             spawn_locks: Arc::default(),
+            permissions: None,
         }
     }
 

@@ -110,6 +110,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         gateway_socket: socket.clone(),
         gateway_url: Some(gateway_url.clone()),
         default_workspace_port: shared::names::DEFAULT_WORKSPACE_PORT,
+        disable_permission_checks: false,
     };
     let control = Control::start(&args, client).await?;
     let mcp_addr = control

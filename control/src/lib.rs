@@ -7,6 +7,7 @@ pub mod context;
 pub mod dev;
 pub mod http;
 pub mod mcp;
+pub mod permissions;
 pub mod publish;
 pub mod routes;
 pub mod run;

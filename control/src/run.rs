@@ -36,13 +36,26 @@ impl Control {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(1);
         let publisher = Publisher::new(epoch);
-        let ctx = Context::new(
+        let mut ctx = Context::new(
             client.clone(),
             args.namespace.clone(),
             args.mode,
             Some(publisher.clone()),
             args.gateway_url.clone(),
         );
+        if !args.disable_permission_checks {
+            let report = crate::permissions::check(
+                &client,
+                crate::mcp::ALL_TOOLS,
+                args.mode,
+                &args.namespace,
+            )
+            .await;
+            if !report.disabled.is_empty() {
+                tracing::warn!(disabled = ?report.disabled, "tools not registered: this identity lacks the Kubernetes permissions they need (see check_permissions)");
+            }
+            ctx.permissions = Some(std::sync::Arc::new(report));
+        }
         if let Some(dir) = args.gateway_socket.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }

@@ -90,6 +90,7 @@ async fn pod_tools_over_streamable_http() {
     assert_eq!(
         names,
         [
+            "check_permissions",
             "current_namespace",
             "delete_pod",
             "get_pod",
@@ -302,4 +303,71 @@ fn bad_configuration_exits_2_naming_every_problem() {
         stderr.contains("--namespace") && stderr.contains("--default-workspace-port"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn tools_the_identity_cannot_use_are_not_registered() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = SimConfig::for_tests();
+    config.deny = vec![
+        "get:pods/log"
+            .parse()
+            .unwrap_or_else(|e: String| panic!("{e}")),
+        "delete:pods"
+            .parse()
+            .unwrap_or_else(|e: String| panic!("{e}")),
+    ];
+    let sim = Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    for (extra, expect_gated) in [(vec![], true), (vec!["--disable-permission-checks"], false)] {
+        let socket = dir.path().join(format!("c{}.sock", extra.len()));
+        let control = Control::start(&args(&socket, &extra), kube.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = format!(
+            "http://{}/mcp",
+            control.http_addr.unwrap_or_else(|| panic!("http"))
+        );
+        let client =
+            ().serve(StreamableHttpClientTransport::from_uri(url))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<String> = client
+            .list_all_tools()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        for gated in ["get_pod_logs", "delete_pod", "stop_workspace"] {
+            assert_eq!(
+                !names.iter().any(|n| n == gated),
+                expect_gated,
+                "{gated} in {names:?}"
+            );
+        }
+        assert!(names.iter().any(|n| n == "list_pods"));
+        let r = call(&client, "check_permissions", json!({})).await;
+        if expect_gated {
+            assert!(text(&r).contains("pods/log\tget\t❌ NO"), "{}", text(&r));
+            let disabled =
+                r.structured_content.clone().unwrap_or_default()["disabledTools"].clone();
+            assert_eq!(
+                disabled,
+                json!(["delete_pod", "get_pod_logs", "stop_workspace"])
+            );
+            let cn = call(&client, "current_namespace", json!({})).await;
+            assert!(text(&cn).contains("Disabled tools (missing Kubernetes permissions; see check_permissions): delete_pod, get_pod_logs, stop_workspace"), "{}", text(&cn));
+        } else {
+            assert!(
+                text(&r).contains("Permission checks are disabled"),
+                "{}",
+                text(&r)
+            );
+        }
+        let _ = client.cancel().await;
+        control.stop().await;
+    }
+    sim.shutdown().await;
 }

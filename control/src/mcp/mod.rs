@@ -28,9 +28,10 @@ pub struct NoCrdServer {
 #[tool_router]
 impl NoCrdServer {
     pub fn new(ctx: Context) -> Self {
+        let ctx_permissions = ctx.permissions.clone();
         NoCrdServer {
             ctx,
-            tool_router: Self::tool_router() + Self::workspace_router(),
+            tool_router: Self::routes_for(&ctx_permissions),
         }
     }
 
@@ -40,6 +41,21 @@ impl NoCrdServer {
     )]
     async fn current_namespace(&self) -> Result<CallToolResult, McpError> {
         Ok(to_result(Ok(pods::current_namespace(&self.ctx))))
+    }
+
+    #[tool(
+        description = "Show which Kubernetes permissions this server has (SelfSubjectAccessReview at startup) and which tools they enable or disable.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn check_permissions(&self) -> Result<CallToolResult, McpError> {
+        let outcome = match &self.ctx.permissions {
+            Some(report) => outcome::Outcome { text: report.to_text(), structured: report.to_json(self.ctx.mode, &self.ctx.namespace) },
+            None => outcome::Outcome {
+                text: "Permission checks are disabled (--disable-permission-checks): every tool is registered.".into(),
+                structured: serde_json::json!({"mode": self.ctx.mode.as_str(), "namespace": self.ctx.namespace, "checksDisabled": true, "enabledTools": ALL_TOOLS, "disabledTools": [], "permissions": {}}),
+            },
+        };
+        Ok(to_result(Ok(outcome)))
     }
 
     #[tool(
@@ -182,6 +198,35 @@ impl NoCrdServer {
         Ok(to_result(
             workspaces::list(&self.ctx, args.namespace.as_deref()).await,
         ))
+    }
+}
+
+/// Every tool that may be gated by permissions (the always-available ones are not listed).
+pub const ALL_TOOLS: &[&str] = &[
+    "list_pods",
+    "get_pod",
+    "delete_pod",
+    "get_pod_logs",
+    "list_namespaces",
+    "list_templates",
+    "get_template",
+    "spawn_workspace",
+    "stop_workspace",
+    "list_workspaces",
+];
+
+impl NoCrdServer {
+    /// All routes, less the tools the startup check found this identity cannot use.
+    fn routes_for(
+        report: &Option<std::sync::Arc<crate::permissions::PermissionReport>>,
+    ) -> ToolRouter<Self> {
+        let mut router = Self::tool_router() + Self::workspace_router();
+        if let Some(report) = report {
+            for tool in &report.disabled {
+                router.remove_route(tool);
+            }
+        }
+        router
     }
 }
 

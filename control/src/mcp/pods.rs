@@ -256,8 +256,15 @@ pub async fn list_namespaces(ctx: &Context) -> Result<Outcome, ToolError> {
 }
 
 pub fn current_namespace(ctx: &Context) -> Outcome {
-    Outcome {
-        text: format!("Namespace: {}\nMode: {}", ctx.namespace, ctx.mode.as_str()),
-        structured: json!({"namespace": ctx.namespace, "mode": ctx.mode.as_str()}),
+    let mut text = format!("Namespace: {}\nMode: {}", ctx.namespace, ctx.mode.as_str());
+    let mut structured = json!({"namespace": ctx.namespace, "mode": ctx.mode.as_str()});
+    if let Some(report) = ctx.permissions.as_ref().filter(|r| !r.disabled.is_empty()) {
+        // Say why tools an agent may expect are missing.
+        text.push_str(&format!(
+            "\nDisabled tools (missing Kubernetes permissions; see check_permissions): {}",
+            report.disabled.join(", ")
+        ));
+        structured["disabledTools"] = json!(report.disabled);
     }
+    Outcome { text, structured }
 }
