@@ -96,6 +96,9 @@ pub struct Args {
     /// Skip the startup SelfSubjectAccessReview checks and register every tool.
     #[arg(long, env = "DISABLE_PERMISSION_CHECKS")]
     pub disable_permission_checks: bool,
+    /// The Pod Security Standard every pod spec arriving through a tool must meet.
+    #[arg(long, env = "POD_SECURITY", value_enum, default_value = "baseline")]
+    pub pod_security: crate::pod_security::Level,
 }
 
 /// Every problem with the configuration, reported at once.

@@ -22,6 +22,8 @@ pub struct Context {
     spawn_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// The startup permission check (`None` when checks are disabled: everything enabled).
     pub permissions: Option<Arc<PermissionReport>>,
+    /// The Pod Security Standard pod specs from tools must meet.
+    pub pod_security: crate::pod_security::Level,
 }
 
 impl Context {
@@ -40,6 +42,7 @@ impl Context {
             gateway_url,
             spawn_locks: Arc::default(),
             permissions: None,
+            pod_security: crate::pod_security::Level::Baseline,
         }
     }
 

@@ -111,6 +111,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         gateway_url: Some(gateway_url.clone()),
         default_workspace_port: shared::names::DEFAULT_WORKSPACE_PORT,
         disable_permission_checks: false,
+        pod_security: crate::pod_security::Level::Baseline,
     };
     let control = Control::start(&args, client).await?;
     let mcp_addr = control

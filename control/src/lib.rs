@@ -8,6 +8,7 @@ pub mod dev;
 pub mod http;
 pub mod mcp;
 pub mod permissions;
+pub mod pod_security;
 pub mod publish;
 pub mod routes;
 pub mod run;

@@ -43,6 +43,7 @@ impl Control {
             Some(publisher.clone()),
             args.gateway_url.clone(),
         );
+        ctx.pod_security = args.pod_security;
         if !args.disable_permission_checks {
             let report = crate::permissions::check(
                 &client,

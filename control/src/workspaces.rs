@@ -14,6 +14,7 @@ use shared::route::RouteState;
 
 use crate::context::Context;
 use crate::mcp::outcome::{Outcome, ToolError};
+use crate::pod_security;
 use crate::spawner::{self, SpawnInput};
 use crate::templates::{self, Template};
 
@@ -139,6 +140,16 @@ pub async fn spawn(ctx: &Context, req: SpawnRequest) -> Result<Outcome, ToolErro
         template: template.as_deref(),
     })
     .map_err(|e| ToolError::bad_input(e.to_string()))?;
+    // The whole planned pod (the spawner's own containers included) meets the standard.
+    if let Some(spec) = &plan.pod.spec {
+        let violations = pod_security::check(spec, ctx.pod_security);
+        if !violations.is_empty() {
+            return Err(ToolError::bad_input(format!(
+                "the workspace pod {}",
+                pod_security::describe(ctx.pod_security, &violations)
+            )));
+        }
+    }
 
     let mut created_sa = false;
     if let Some(sa) = &plan.service_account {

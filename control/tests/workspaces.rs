@@ -136,6 +136,15 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
         r.structured_content.as_ref().map(|v| v["code"].clone()),
         Some(json!(400))
     );
+    let r = call(&client, "spawn_workspace", json!({"id": "evil", "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "x"}]}})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).contains(
+            "violates Pod Security \"baseline\": spec.hostNetwork: host namespaces are forbidden"
+        ),
+        "{}",
+        text(&r)
+    );
     let r = call(&client, "spawn_workspace", json!({"id": "x"})).await;
     assert!(text(&r).contains("Either templateRef or spec must be provided"));
 
