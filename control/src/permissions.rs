@@ -20,6 +20,8 @@ pub type Need = (&'static str, &'static str);
 pub const TOOL_NEEDS: &[(&str, &[Need])] = &[
     ("list_pods", &[("list", "pods")]),
     ("get_pod", &[("get", "pods")]),
+    ("create_pod", &[("create", "pods")]),
+    ("patch_pod", &[("patch", "pods")]),
     ("delete_pod", &[("delete", "pods")]),
     ("get_pod_logs", &[("get", "pods"), ("get", "pods/log")]),
     ("list_namespaces", &[("list", "namespaces")]),

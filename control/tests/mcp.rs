@@ -91,6 +91,7 @@ async fn pod_tools_over_streamable_http() {
         names,
         [
             "check_permissions",
+            "create_pod",
             "current_namespace",
             "delete_pod",
             "get_pod",
@@ -100,6 +101,7 @@ async fn pod_tools_over_streamable_http() {
             "list_pods",
             "list_templates",
             "list_workspaces",
+            "patch_pod",
             "spawn_workspace",
             "stop_workspace"
         ]
@@ -206,6 +208,70 @@ async fn pod_tools_over_streamable_http() {
     assert_eq!(
         r.structured_content,
         Some(json!({"namespaces": ["default", "kube-public", "kube-system"]}))
+    );
+
+    // Pod writes: reserved keys, Pod Security, real Kubernetes errors.
+    let r = call(&client, "create_pod", json!({"name": "hijack", "labels": {"nogoo9/workspace-id": "demo"}, "containers": [{"name": "c", "image": "x"}]})).await;
+    assert_eq!(
+        r.structured_content.as_ref().map(|v| v["code"].clone()),
+        Some(json!(403))
+    );
+    assert!(
+        text(&r).contains("labels nogoo9/workspace-id are reserved for the workspace spawner"),
+        "{}",
+        text(&r)
+    );
+    let r = call(&client, "create_pod", json!({"name": "hostnet", "hostNetwork": true, "containers": [{"name": "c", "image": "x"}]})).await;
+    assert!(
+        text(&r).contains("spec.hostNetwork: host namespaces are forbidden"),
+        "{}",
+        text(&r)
+    );
+    let r = call(
+        &client,
+        "create_pod",
+        json!({"name": "typo", "containers": [{"name": "c", "image": "x", "imagee": "y"}]}),
+    )
+    .await;
+    assert!(
+        text(&r).contains("containers[0].imagee: unknown field"),
+        "{}",
+        text(&r)
+    );
+    let r = call(&client, "create_pod", json!({"name": "made", "labels": {"app": "made"}, "containers": [{"name": "c", "image": "x"}]})).await;
+    assert_eq!(text(&r), "Created pod made in namespace default");
+    let r = call(
+        &client,
+        "patch_pod",
+        json!({"name": "made", "patch": {"metadata": {"labels": {"nogoo9/user-sub": "me"}}}}),
+    )
+    .await;
+    assert_eq!(
+        r.structured_content.as_ref().map(|v| v["code"].clone()),
+        Some(json!(403))
+    );
+    let r = call(
+        &client,
+        "patch_pod",
+        json!({"name": "made", "patch": {"metadata": {"labels": {"tier": "web"}}}}),
+    )
+    .await;
+    assert!(
+        text(&r).starts_with("Patched pod made (resourceVersion: "),
+        "{}",
+        text(&r)
+    );
+    let r = call(
+        &client,
+        "patch_pod",
+        json!({"name": "made", "patch": {"spec": {"restartPolicy": "Never"}}}),
+    )
+    .await;
+    assert_eq!(
+        r.structured_content.as_ref().map(|v| v["code"].clone()),
+        Some(json!(422)),
+        "{}",
+        text(&r)
     );
     let r = call(
         &client,

@@ -3,6 +3,7 @@
 //! are what an agent reads.
 
 pub mod outcome;
+pub mod pod_writes;
 pub mod pods;
 pub mod workspace_args;
 
@@ -13,6 +14,7 @@ use rmcp::{ErrorData as McpError, ServerHandler, tool, tool_handler, tool_router
 
 use crate::context::Context;
 use outcome::to_result;
+use pod_writes::{CreatePodArgs, PatchPodArgs};
 use pods::{DeletePodArgs, ListPodsArgs, PodLogsArgs, PodRef};
 use workspace_args::{NamespaceArg, SpawnArgs, StopArgs, TemplateArg};
 
@@ -93,6 +95,36 @@ impl NoCrdServer {
         Parameters(args): Parameters<DeletePodArgs>,
     ) -> Result<CallToolResult, McpError> {
         Ok(to_result(pods::delete_pod(&self.ctx, args).await))
+    }
+
+    #[tool(
+        description = "Create a pod from a pod spec given as arguments (containers required). The spec must meet the server's Pod Security Standard; nogoo9/ labels and annotations are reserved for spawn_workspace.",
+        annotations(
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn create_pod(
+        &self,
+        Parameters(args): Parameters<CreatePodArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(pod_writes::create_pod(&self.ctx, args).await))
+    }
+
+    #[tool(
+        description = "Patch a pod with a strategic merge patch. Kubernetes allows only some pod fields to change (images, labels, annotations…); nogoo9/ labels and annotations are reserved for the spawner.",
+        annotations(
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn patch_pod(
+        &self,
+        Parameters(args): Parameters<PatchPodArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(pod_writes::patch_pod(&self.ctx, args).await))
     }
 
     #[tool(
@@ -205,6 +237,8 @@ impl NoCrdServer {
 pub const ALL_TOOLS: &[&str] = &[
     "list_pods",
     "get_pod",
+    "create_pod",
+    "patch_pod",
     "delete_pod",
     "get_pod_logs",
     "list_namespaces",
