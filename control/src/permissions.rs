@@ -27,6 +27,15 @@ pub const TOOL_NEEDS: &[(&str, &[Need])] = &[
     ("list_namespaces", &[("list", "namespaces")]),
     ("list_templates", &[("list", "configmaps")]),
     ("get_template", &[("get", "configmaps")]),
+    ("create_template", &[("create", "configmaps")]),
+    (
+        "update_template",
+        &[("get", "configmaps"), ("update", "configmaps")],
+    ),
+    (
+        "delete_template",
+        &[("get", "configmaps"), ("delete", "configmaps")],
+    ),
     (
         "spawn_workspace",
         &[

@@ -92,8 +92,10 @@ async fn pod_tools_over_streamable_http() {
         [
             "check_permissions",
             "create_pod",
+            "create_template",
             "current_namespace",
             "delete_pod",
+            "delete_template",
             "get_pod",
             "get_pod_logs",
             "get_template",
@@ -103,7 +105,8 @@ async fn pod_tools_over_streamable_http() {
             "list_workspaces",
             "patch_pod",
             "spawn_workspace",
-            "stop_workspace"
+            "stop_workspace",
+            "update_template"
         ]
     );
     let list_pods = tools

@@ -110,6 +110,51 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
         Some(json!("node-20"))
     );
 
+    // Template writes: validated, Pod Security, only template ConfigMaps touched.
+    let spec = json!({"containers": [{"name": "w", "image": "python:3"}]});
+    let r = call(
+        &client,
+        "create_template",
+        json!({"name": "made", "description": "d1", "tag": "v1", "spec": spec}),
+    )
+    .await;
+    assert_eq!(text(&r), "Created template made");
+    let r = call(&client, "create_template", json!({"name": "bad", "spec": {"hostPID": true, "containers": [{"name": "w", "image": "x"}]}})).await;
+    assert!(text(&r).contains("spec.hostPID"), "{}", text(&r));
+    let r = call(&client, "create_template", json!({"name": "nospec"})).await;
+    assert!(text(&r).contains("spec is required"), "{}", text(&r));
+    let r = call(
+        &client,
+        "update_template",
+        json!({"name": "made", "description": "d2", "tag": ""}),
+    )
+    .await;
+    assert_eq!(text(&r), "Updated template made");
+    let r = call(&client, "get_template", json!({"name": "made"})).await;
+    let s = r.structured_content.clone().unwrap_or_default();
+    assert_eq!(
+        (s["description"].clone(), s["tag"].clone()),
+        (json!("d2"), json!(""))
+    );
+    for tool in ["update_template", "delete_template"] {
+        let r = call(&client, tool, json!({"name": "kube-root-ca.crt"})).await;
+        assert_eq!(
+            r.structured_content.as_ref().map(|v| v["code"].clone()),
+            Some(json!(403)),
+            "{tool}: {}",
+            text(&r)
+        );
+    }
+    assert!(
+        cms.get_opt("kube-root-ca.crt")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_some(),
+        "a non-template ConfigMap is left alone"
+    );
+    let r = call(&client, "delete_template", json!({"name": "made"})).await;
+    assert_eq!(text(&r), "Deleted template made");
+
     // Missing context: an error listing the keys, and nothing created.
     let r = call(&client, "spawn_workspace", json!({"id": "demo", "templateRef": "node-workspace-template", "context": {"PROJECT_NAME": "p"}})).await;
     assert_eq!(r.is_error, Some(true));

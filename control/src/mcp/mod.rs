@@ -5,6 +5,7 @@
 pub mod outcome;
 pub mod pod_writes;
 pub mod pods;
+pub mod template_writes;
 pub mod workspace_args;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -16,6 +17,7 @@ use crate::context::Context;
 use outcome::to_result;
 use pod_writes::{CreatePodArgs, PatchPodArgs};
 use pods::{DeletePodArgs, ListPodsArgs, PodLogsArgs, PodRef};
+use template_writes::TemplateWriteArgs;
 use workspace_args::{NamespaceArg, SpawnArgs, StopArgs, TemplateArg};
 
 use crate::workspaces;
@@ -176,6 +178,53 @@ impl NoCrdServer {
     }
 
     #[tool(
+        description = "Create a pod template: a ConfigMap labelled nogoo9/pod-template=true holding the spec, with description, tag and spawner annotations. The spec is validated (the bad field is named) and must meet the Pod Security Standard.",
+        annotations(
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn create_template(
+        &self,
+        Parameters(args): Parameters<TemplateWriteArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(template_writes::create(&self.ctx, args).await))
+    }
+
+    #[tool(
+        description = "Update a pod template: given fields replace (spec) or merge (labels, annotations); an empty description or tag clears it. A concurrent edit is refused (409). Only template ConfigMaps are touched.",
+        annotations(
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn update_template(
+        &self,
+        Parameters(args): Parameters<TemplateWriteArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(template_writes::update(&self.ctx, args).await))
+    }
+
+    #[tool(
+        description = "Delete a pod template. Only ConfigMaps labelled as templates are deleted.",
+        annotations(
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn delete_template(
+        &self,
+        Parameters(args): Parameters<TemplateArg>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(
+            template_writes::delete(&self.ctx, &args.name, args.namespace.as_deref()).await,
+        ))
+    }
+
+    #[tool(
         description = "Spawn a workspace pod from a template (or an inline spec) with the given context. Idempotent per id: an existing workspace is returned. With wait (default true) it returns once the workspace answers through the gateway, with its URL.",
         annotations(
             destructive_hint = false,
@@ -244,6 +293,9 @@ pub const ALL_TOOLS: &[&str] = &[
     "list_namespaces",
     "list_templates",
     "get_template",
+    "create_template",
+    "update_template",
+    "delete_template",
     "spawn_workspace",
     "stop_workspace",
     "list_workspaces",

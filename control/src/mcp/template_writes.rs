@@ -1,0 +1,158 @@
+//! `create_template`, `update_template`, `delete_template`. A template's spec is checked
+//! (the bad field named) and against the Pod Security Standard before it is stored, and
+//! update/delete touch only ConfigMaps labelled as templates (the original would delete
+//! any ConfigMap by name).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams, Preconditions};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::names;
+
+use super::outcome::{Outcome, ToolError};
+use crate::context::Context;
+use crate::{pod_security, templates};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplateWriteArgs {
+    /// Template (ConfigMap) name.
+    pub name: String,
+    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
+    pub namespace: Option<String>,
+    /// Shown by list_templates (annotation nogoo9/description).
+    pub description: Option<String>,
+    /// A version tag (annotation nogoo9/tag).
+    pub tag: Option<String>,
+    /// Extra ConfigMap labels (the template label is always kept).
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Spawner annotations (nogoo9/required-context, nogoo9/init-image, …).
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// The PodSpec (with optional labels/annotations for the pod). Required to create.
+    pub spec: Option<Value>,
+}
+
+fn checked_spec(ctx: &Context, spec: &Value) -> Result<String, ToolError> {
+    let parsed = templates::parse_spec(spec).map_err(|e| ToolError::bad_input(e.to_string()))?;
+    let violations = pod_security::check(&parsed.pod, ctx.pod_security);
+    if !violations.is_empty() {
+        return Err(ToolError::bad_input(format!(
+            "the template's spec {}",
+            pod_security::describe(ctx.pod_security, &violations)
+        )));
+    }
+    Ok(spec.to_string())
+}
+
+fn apply_metadata(meta: &mut ObjectMeta, args: &TemplateWriteArgs) {
+    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+    labels.extend(args.labels.clone().unwrap_or_default());
+    labels.insert(names::POD_TEMPLATE_LABEL.into(), "true".into());
+    let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.extend(args.annotations.clone().unwrap_or_default());
+    for (key, value) in [
+        (names::DESCRIPTION_ANNOTATION, &args.description),
+        (names::TAG_ANNOTATION, &args.tag),
+    ] {
+        match value.as_deref() {
+            Some("") => {
+                annotations.remove(key);
+            }
+            Some(v) => {
+                annotations.insert(key.into(), v.into());
+            }
+            None => {}
+        }
+    }
+}
+
+pub async fn create(ctx: &Context, args: TemplateWriteArgs) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+    let spec = args
+        .spec
+        .as_ref()
+        .ok_or_else(|| ToolError::bad_input("spec is required to create a template"))?;
+    let data = checked_spec(ctx, spec)?;
+    let mut cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(args.name.clone()),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([("spec".to_string(), data)])),
+        ..Default::default()
+    };
+    apply_metadata(&mut cm.metadata, &args);
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &cm)
+        .await?;
+    Ok(Outcome {
+        text: format!("Created template {}", args.name),
+        structured: json!({"name": args.name, "namespace": ns}),
+    })
+}
+
+/// The ConfigMap, if it is a template; a clear refusal otherwise.
+async fn existing_template(api: &Api<ConfigMap>, name: &str) -> Result<ConfigMap, ToolError> {
+    let cm = api.get(name).await?;
+    let labelled = cm
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(names::POD_TEMPLATE_LABEL))
+        .is_some_and(|v| v == "true");
+    if !labelled {
+        return Err(ToolError {
+            code: 403,
+            message: format!(
+                "ConfigMap {name} is not a pod template (no nogoo9/pod-template=true label); it is left alone"
+            ),
+        });
+    }
+    Ok(cm)
+}
+
+pub async fn update(ctx: &Context, args: TemplateWriteArgs) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut cm = existing_template(&api, &args.name).await?;
+    if let Some(spec) = &args.spec {
+        cm.data
+            .get_or_insert_with(BTreeMap::new)
+            .insert("spec".into(), checked_spec(ctx, spec)?);
+    }
+    apply_metadata(&mut cm.metadata, &args);
+    // The fetched resourceVersion travels with the object: a concurrent edit is a 409.
+    api.replace(&args.name, &PostParams::default(), &cm).await?;
+    Ok(Outcome {
+        text: format!("Updated template {}", args.name),
+        structured: json!({"name": args.name, "namespace": ns}),
+    })
+}
+
+pub async fn delete(
+    ctx: &Context,
+    name: &str,
+    namespace: Option<&str>,
+) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(namespace)?;
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let cm = existing_template(&api, name).await?;
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: cm.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    api.delete(name, &dp).await?;
+    Ok(Outcome {
+        text: format!("Deleted template {name}"),
+        structured: json!({"name": name, "namespace": ns}),
+    })
+}
