@@ -22,6 +22,10 @@ pub const TOOL_NEEDS: &[(&str, &[Need])] = &[
     ("get_pod", &[("get", "pods")]),
     ("create_pod", &[("create", "pods")]),
     ("patch_pod", &[("patch", "pods")]),
+    (
+        "create_pod_from_template",
+        &[("get", "configmaps"), ("create", "pods")],
+    ),
     ("delete_pod", &[("delete", "pods")]),
     ("get_pod_logs", &[("get", "pods"), ("get", "pods/log")]),
     ("list_namespaces", &[("list", "namespaces")]),

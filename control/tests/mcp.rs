@@ -92,6 +92,7 @@ async fn pod_tools_over_streamable_http() {
         [
             "check_permissions",
             "create_pod",
+            "create_pod_from_template",
             "create_template",
             "current_namespace",
             "delete_pod",

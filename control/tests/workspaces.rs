@@ -152,6 +152,34 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
             .is_some(),
         "a non-template ConfigMap is left alone"
     );
+    let r = call(&client, "create_pod_from_template", json!({"templateRef": "default/made", "name": "plain", "containerOverrides": [{"name": "w", "image": "python:3.12"}], "topLevelOverrides": {"labels": {"from": "template"}}})).await;
+    assert_eq!(text(&r), "Created pod plain in namespace default");
+    let plain = Api::<Pod>::namespaced(kube.clone(), "default")
+        .get("plain")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plain
+            .spec
+            .and_then(|s| s.containers[0].image.clone())
+            .as_deref(),
+        Some("python:3.12")
+    );
+    assert!(
+        !plain
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("nogoo9/type"),
+        "a plain pod is not a workspace"
+    );
+    let r = call(&client, "create_pod_from_template", json!({"templateRef": "made", "name": "hijack", "topLevelOverrides": {"labels": {"nogoo9/workspace-id": "demo"}}})).await;
+    assert_eq!(
+        r.structured_content.as_ref().map(|v| v["code"].clone()),
+        Some(json!(403)),
+        "{}",
+        text(&r)
+    );
     let r = call(&client, "delete_template", json!({"name": "made"})).await;
     assert_eq!(text(&r), "Deleted template made");
 

@@ -2,6 +2,7 @@
 //! one-liner into the module that does the work, so the descriptions and schemas here
 //! are what an agent reads.
 
+pub mod from_template;
 pub mod outcome;
 pub mod pod_writes;
 pub mod pods;
@@ -14,6 +15,7 @@ use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConf
 use rmcp::{ErrorData as McpError, ServerHandler, tool, tool_handler, tool_router};
 
 use crate::context::Context;
+use from_template::FromTemplateArgs;
 use outcome::to_result;
 use pod_writes::{CreatePodArgs, PatchPodArgs};
 use pods::{DeletePodArgs, ListPodsArgs, PodLogsArgs, PodRef};
@@ -127,6 +129,21 @@ impl NoCrdServer {
         Parameters(args): Parameters<PatchPodArgs>,
     ) -> Result<CallToolResult, McpError> {
         Ok(to_result(pod_writes::patch_pod(&self.ctx, args).await))
+    }
+
+    #[tool(
+        description = "Create a plain pod (not a workspace) from a template, with top-level and per-container overrides (env merged by name). Validated and checked against the Pod Security Standard.",
+        annotations(
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn create_pod_from_template(
+        &self,
+        Parameters(args): Parameters<FromTemplateArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(from_template::create(&self.ctx, args).await))
     }
 
     #[tool(
@@ -288,6 +305,7 @@ pub const ALL_TOOLS: &[&str] = &[
     "get_pod",
     "create_pod",
     "patch_pod",
+    "create_pod_from_template",
     "delete_pod",
     "get_pod_logs",
     "list_namespaces",

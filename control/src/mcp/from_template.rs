@@ -1,0 +1,215 @@
+//! `create_pod_from_template`: a plain pod (not a workspace) from a template, with
+//! overrides merged as the original merges them (`src/k8s/merge.ts`): top-level fields
+//! replace, `labels`/`annotations` merge per key; container overrides apply by name,
+//! `env` merged by name. Unlike the original, an override naming no container is an
+//! error, and the result is validated, checked against Pod Security, and may not carry
+//! the spawner's `nogoo9/` keys.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::PostParams;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::outcome::{Outcome, ToolError};
+use super::pod_writes::RESERVED_PREFIX;
+use crate::context::Context;
+use crate::{pod_security, templates};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FromTemplateArgs {
+    /// Template: `pod-template://ns/name`, `ns/name` or `name`.
+    pub template_ref: String,
+    /// The new pod's name.
+    pub name: String,
+    /// The pod's namespace (defaults to the server's; ignored in namespaced mode).
+    pub namespace: Option<String>,
+    /// Per-container overrides, matched by `name`: image, command, args, env (merged by name),
+    /// envFrom, resources, volumeMounts.
+    pub container_overrides: Option<Vec<Map<String, Value>>>,
+    /// Top-level PodSpec fields that replace the template's (labels/annotations merge per key).
+    pub top_level_overrides: Option<Map<String, Value>>,
+}
+
+/// `env` lists merged by name: base order kept, override values win, new names appended.
+fn merge_env(base: &[Value], overrides: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = base.to_vec();
+    for o in overrides {
+        let name = o.get("name");
+        match out.iter_mut().find(|e| e.get("name") == name) {
+            Some(slot) => *slot = o.clone(),
+            None => out.push(o.clone()),
+        }
+    }
+    out
+}
+
+/// Applies the overrides to a template spec (JSON), the original's way.
+pub fn merge(
+    mut spec: Map<String, Value>,
+    top: Option<&Map<String, Value>>,
+    containers: &[Map<String, Value>],
+) -> Result<Map<String, Value>, ToolError> {
+    for (k, v) in top.into_iter().flatten() {
+        match (k.as_str(), spec.get_mut(k), v) {
+            ("labels" | "annotations", Some(Value::Object(base)), Value::Object(o)) => {
+                base.extend(o.clone())
+            }
+            _ => {
+                spec.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let list = spec
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| ToolError::bad_input("the template has no containers"))?;
+    for o in containers {
+        let name = o.get("name").and_then(Value::as_str).ok_or_else(|| {
+            ToolError::bad_input("containerOverrides: every override needs a name")
+        })?;
+        let Some(Value::Object(c)) = list
+            .iter_mut()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+        else {
+            return Err(ToolError::bad_input(format!(
+                "containerOverrides: the template has no container named {name:?}"
+            )));
+        };
+        for (k, v) in o {
+            match k.as_str() {
+                "name" => {}
+                "env" => {
+                    let base = c
+                        .get("env")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    let merged =
+                        merge_env(&base, v.as_array().map(Vec::as_slice).unwrap_or_default());
+                    c.insert("env".into(), Value::Array(merged));
+                }
+                _ => {
+                    c.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    Ok(spec)
+}
+
+pub async fn create(ctx: &Context, args: FromTemplateArgs) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+    let (tns, tname) = templates::parse_ref(&args.template_ref, &ctx.namespace);
+    let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &tns)
+        .get(&tname)
+        .await?;
+    templates::from_config_map(&cm).map_err(|e| ToolError::bad_input(e.to_string()))?;
+    let raw = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("spec"))
+        .cloned()
+        .unwrap_or_default();
+    let Ok(Value::Object(spec)) = serde_json::from_str::<Value>(&raw) else {
+        return Err(ToolError::bad_input(format!(
+            "Template \"{}\" has no usable data.spec",
+            args.template_ref
+        )));
+    };
+    let merged = merge(
+        spec,
+        args.top_level_overrides.as_ref(),
+        args.container_overrides.as_deref().unwrap_or_default(),
+    )?;
+    let parsed = templates::parse_spec(&Value::Object(merged))
+        .map_err(|e| ToolError::bad_input(e.to_string()))?;
+    for (what, keys) in [
+        ("labels", &parsed.labels),
+        ("annotations", &parsed.annotations),
+    ] {
+        let bad: Vec<&str> = keys
+            .keys()
+            .filter(|k| k.starts_with(RESERVED_PREFIX))
+            .map(String::as_str)
+            .collect();
+        if !bad.is_empty() {
+            return Err(ToolError {
+                code: 403,
+                message: format!(
+                    "{what} {} are reserved for the workspace spawner; use spawn_workspace",
+                    bad.join(", ")
+                ),
+            });
+        }
+    }
+    let violations = pod_security::check(&parsed.pod, ctx.pod_security);
+    if !violations.is_empty() {
+        return Err(ToolError::bad_input(format!(
+            "the pod {}",
+            pod_security::describe(ctx.pod_security, &violations)
+        )));
+    }
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some(args.name.clone()),
+            namespace: Some(ns.clone()),
+            labels: (!parsed.labels.is_empty()).then_some(parsed.labels),
+            annotations: (!parsed.annotations.is_empty()).then_some(parsed.annotations),
+            ..Default::default()
+        },
+        spec: Some(parsed.pod),
+        status: None,
+    };
+    Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &pod)
+        .await?;
+    Ok(Outcome {
+        text: format!("Created pod {} in namespace {ns}", args.name),
+        structured: json!({"name": args.name, "namespace": ns}),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("object"),
+        }
+    }
+
+    #[test]
+    fn overrides_merge_like_the_original() {
+        let base = obj(json!({
+            "labels": {"a": "1", "b": "2"},
+            "restartPolicy": "Always",
+            "containers": [{"name": "main", "image": "x:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}, {"name": "side", "image": "s"}]
+        }));
+        let top = obj(json!({"labels": {"b": "9", "c": "3"}, "restartPolicy": "Never"}));
+        let over = vec![obj(
+            json!({"name": "main", "image": "x:2", "env": [{"name": "B", "value": "override"}, {"name": "C", "value": "new"}]}),
+        )];
+        let m = merge(base, Some(&top), &over).unwrap_or_else(|e| panic!("{}", e.message));
+        assert_eq!(m["labels"], json!({"a": "1", "b": "9", "c": "3"}));
+        assert_eq!(m["restartPolicy"], "Never");
+        assert_eq!(m["containers"][0]["image"], "x:2");
+        assert_eq!(
+            m["containers"][0]["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "override"}, {"name": "C", "value": "new"}])
+        );
+        assert_eq!(m["containers"][1], json!({"name": "side", "image": "s"}));
+        let err = merge(
+            obj(json!({"containers": [{"name": "main", "image": "x"}]})),
+            None,
+            &[obj(json!({"name": "ghost", "image": "y"}))],
+        )
+        .expect_err("ghost");
+        assert!(err.message.contains("no container named \"ghost\""));
+    }
+}
