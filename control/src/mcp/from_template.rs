@@ -5,18 +5,15 @@
 //! error, and the result is validated, checked against Pod Security, and may not carry
 //! the spawner's `nogoo9/` keys.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::api::PostParams;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::outcome::{Outcome, ToolError};
-use super::pod_writes::RESERVED_PREFIX;
 use crate::context::Context;
-use crate::{pod_security, templates};
+use crate::templates;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -127,55 +124,21 @@ pub async fn create(ctx: &Context, args: FromTemplateArgs) -> Result<Outcome, To
     )?;
     let parsed = templates::parse_spec(&Value::Object(merged))
         .map_err(|e| ToolError::bad_input(e.to_string()))?;
-    for (what, keys) in [
-        ("labels", &parsed.labels),
-        ("annotations", &parsed.annotations),
-    ] {
-        let bad: Vec<&str> = keys
-            .keys()
-            .filter(|k| k.starts_with(RESERVED_PREFIX))
-            .map(String::as_str)
-            .collect();
-        if !bad.is_empty() {
-            return Err(ToolError {
-                code: 403,
-                message: format!(
-                    "{what} {} are reserved for the workspace spawner; use spawn_workspace",
-                    bad.join(", ")
-                ),
-            });
-        }
-    }
-    let violations = pod_security::check(&parsed.pod, ctx.pod_security);
-    if !violations.is_empty() {
-        return Err(ToolError::bad_input(format!(
-            "the pod {}",
-            pod_security::describe(ctx.pod_security, &violations)
-        )));
-    }
-    let pod = Pod {
-        metadata: ObjectMeta {
-            name: Some(args.name.clone()),
-            namespace: Some(ns.clone()),
-            labels: (!parsed.labels.is_empty()).then_some(parsed.labels),
-            annotations: (!parsed.annotations.is_empty()).then_some(parsed.annotations),
-            ..Default::default()
-        },
-        spec: Some(parsed.pod),
-        status: None,
-    };
-    Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .create(&PostParams::default(), &pod)
-        .await?;
-    Ok(Outcome {
-        text: format!("Created pod {} in namespace {ns}", args.name),
-        structured: json!({"name": args.name, "namespace": ns}),
-    })
+    super::pod_writes::create_checked(
+        ctx,
+        &ns,
+        &args.name,
+        parsed.labels,
+        parsed.annotations,
+        parsed.pod,
+    )
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {

@@ -91,8 +91,6 @@ pub async fn create_pod(ctx: &Context, args: CreatePodArgs) -> Result<Outcome, T
     let ns = ctx.namespace_for(args.namespace.as_deref())?;
     let labels = args.labels.clone().unwrap_or_default();
     let annotations = args.annotations.clone().unwrap_or_default();
-    reserved(labels.keys(), "labels")?;
-    reserved(annotations.keys(), "annotations")?;
     let mut spec = Map::new();
     let mut put = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
@@ -141,7 +139,22 @@ pub async fn create_pod(ctx: &Context, args: CreatePodArgs) -> Result<Outcome, T
     );
     let parsed = templates::parse_spec(&Value::Object(spec))
         .map_err(|e| ToolError::bad_input(e.to_string()))?;
-    let violations = pod_security::check(&parsed.pod, ctx.pod_security);
+    create_checked(ctx, &ns, &args.name, labels, annotations, parsed.pod).await
+}
+
+/// Creates a plain pod after the checks every tool-made pod passes: no reserved
+/// `nogoo9/` keys, and the configured Pod Security Standard.
+pub async fn create_checked(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    spec: k8s_openapi::api::core::v1::PodSpec,
+) -> Result<Outcome, ToolError> {
+    reserved(labels.keys(), "labels")?;
+    reserved(annotations.keys(), "annotations")?;
+    let violations = pod_security::check(&spec, ctx.pod_security);
     if !violations.is_empty() {
         return Err(ToolError::bad_input(format!(
             "the pod {}",
@@ -150,21 +163,21 @@ pub async fn create_pod(ctx: &Context, args: CreatePodArgs) -> Result<Outcome, T
     }
     let pod = Pod {
         metadata: ObjectMeta {
-            name: Some(args.name.clone()),
-            namespace: Some(ns.clone()),
+            name: Some(name.to_string()),
+            namespace: Some(ns.to_string()),
             labels: (!labels.is_empty()).then_some(labels),
             annotations: (!annotations.is_empty()).then_some(annotations),
             ..Default::default()
         },
-        spec: Some(parsed.pod),
+        spec: Some(spec),
         status: None,
     };
-    Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+    Api::<Pod>::namespaced(ctx.client.clone(), ns)
         .create(&PostParams::default(), &pod)
         .await?;
     Ok(Outcome {
-        text: format!("Created pod {} in namespace {ns}", args.name),
-        structured: json!({"name": args.name, "namespace": ns}),
+        text: format!("Created pod {name} in namespace {ns}"),
+        structured: json!({"name": name, "namespace": ns}),
     })
 }
 
