@@ -1,7 +1,8 @@
 //! Types shared by the no-crd control plane (`control`) and data plane (`gateway`): the
 //! channel protocol between them, the route table both hold, validated ids, and the
-//! label/annotation names. JWT verification joins with the gateway and control issues.
+//! label/annotation names, and JWT verification (`auth`).
 
+pub mod auth;
 pub mod codec;
 pub mod hash;
 pub mod ids;
