@@ -5,6 +5,7 @@
 //! can run it in-process; `main.rs` only parses flags and calls it.
 
 pub mod admin;
+pub mod auth;
 pub mod metrics;
 pub mod proxy;
 pub mod reject;
@@ -39,6 +40,59 @@ pub struct GatewayConfig {
     pub threads: usize,
     /// Seconds in-flight requests get after SIGTERM before the runtime stops.
     pub grace_period_secs: u64,
+    /// Token verification (`None`: auth off, every request may reach any workspace).
+    pub auth: Option<Arc<shared::auth::Verifier>>,
+    /// Pass the caller's token on to the workspace instead of stripping it.
+    pub forward_auth: bool,
+    /// Serve TLS (HTTP/2 by ALPN) with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Loads both files now: Pingora would only find a bad one in its service thread,
+    /// and panic there.
+    pub fn check(&self) -> Result<(), String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("TLS certificate {}: {e}", self.cert.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "TLS certificate {}: no certificate in the file",
+                self.cert.display()
+            ));
+        }
+        PrivateKeyDer::from_pem_file(&self.key)
+            .map_err(|e| format!("TLS key {}: {e}", self.key.display()))?;
+        Ok(())
+    }
+}
+
+/// Refreshes the JWKS in the background (nothing to do without one).
+struct KeyRefreshService {
+    verifier: Arc<shared::auth::Verifier>,
+}
+
+#[async_trait]
+impl BackgroundService for KeyRefreshService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if let Err(e) = self.verifier.refresh_keys().await {
+            tracing::warn!(error = %e, "JWKS not loaded at startup; will retry on demand and in the background");
+        }
+        self.verifier
+            .clone()
+            .run_key_refresh(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await;
+    }
 }
 
 /// A built gateway, not yet running.
@@ -74,7 +128,8 @@ impl BackgroundService for SyncService {
     }
 }
 
-pub fn build(config: &GatewayConfig) -> Gateway {
+/// Builds the server. Fails only on TLS files that cannot be loaded.
+pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
     let conf = ServerConf {
         threads: config.threads.max(1),
         grace_period_seconds: Some(config.grace_period_secs),
@@ -87,12 +142,37 @@ pub fn build(config: &GatewayConfig) -> Gateway {
     let sync = Arc::new(SyncStatus::default());
     let metrics = Arc::new(GatewayMetrics::default());
 
+    let auth = config.auth.clone().map(|verifier| auth::GatewayAuth {
+        verifier,
+        forward_auth: config.forward_auth,
+    });
     let mut proxy = pingora::proxy::http_proxy_service(
         &server.configuration,
-        GatewayProxy::new(store.clone(), metrics.clone()),
+        GatewayProxy::new(store.clone(), metrics.clone(), auth, config.tls.is_some()),
     );
-    proxy.add_tcp(&config.listen.to_string());
+    match &config.tls {
+        None => proxy.add_tcp(&config.listen.to_string()),
+        Some(files) => {
+            files.check()?;
+            let (cert, key) = (
+                files.cert.display().to_string(),
+                files.key.display().to_string(),
+            );
+            let mut tls = pingora::listeners::tls::TlsSettings::intermediate(&cert, &key)
+                .map_err(|e| format!("TLS certificate {cert} / key {key}: {e}"))?;
+            tls.enable_h2();
+            proxy.add_tls_with_settings(&config.listen.to_string(), None, tls);
+        }
+    }
     server.add_service(proxy);
+    if let Some(verifier) = &config.auth {
+        server.add_service(background_service(
+            "jwks refresh",
+            KeyRefreshService {
+                verifier: verifier.clone(),
+            },
+        ));
+    }
     server.add_service(background_service(
         "route feed",
         SyncService {
@@ -115,12 +195,12 @@ pub fn build(config: &GatewayConfig) -> Gateway {
             }),
         },
     ));
-    Gateway {
+    Ok(Gateway {
         server,
         store,
         sync,
         metrics,
-    }
+    })
 }
 
 impl Gateway {

@@ -35,6 +35,18 @@ struct Args {
     /// Seconds in-flight requests may finish after SIGTERM.
     #[arg(long, env = "GATEWAY_GRACE_PERIOD", default_value_t = 10)]
     grace_period_secs: u64,
+    /// PEM certificate chain: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN). Needs --tls-key.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Pass the caller's token on to workspaces (by default it is removed: header,
+    /// `token` query parameter and cookie).
+    #[arg(long, env = "FORWARD_AUTH")]
+    forward_auth: bool,
+    #[command(flatten)]
+    auth: shared::auth::AuthArgs,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +73,15 @@ fn main() -> ExitCode {
         eprintln!("nocrd9-gateway: --threads must be at least 1");
         return ExitCode::from(2);
     }
+    let auth = match args.auth.build() {
+        Ok(a) => a,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("nocrd9-gateway: {p}");
+            }
+            return ExitCode::from(2);
+        }
+    };
     // Pingora retries a busy port for a long time and the admin listener binds late:
     // fail fast, with the reason, when either address cannot be bound now.
     for (what, addr) in [
@@ -85,6 +106,18 @@ fn main() -> ExitCode {
         gateway_id,
         threads: args.threads,
         grace_period_secs: args.grace_period_secs,
+        auth,
+        forward_auth: args.forward_auth,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| gateway::TlsFiles { cert, key }),
     };
-    gateway::build(&config).run_forever()
+    match gateway::build(&config) {
+        Ok(gw) => gw.run_forever(),
+        Err(e) => {
+            eprintln!("nocrd9-gateway: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

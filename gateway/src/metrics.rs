@@ -14,12 +14,16 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-const REJECTS: [Reject; 9] = Reject::ALL;
+const REJECTS: [Reject; 11] = Reject::ALL;
+const AUTH_REASONS: [&str; 12] = shared::auth::AuthError::CODES;
 
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
     proxied: AtomicU64,
-    rejected: [AtomicU64; 9],
+    rejected: [AtomicU64; 11],
+    auth_failures: [AtomicU64; 12],
+    auth_cache_hits: AtomicU64,
+    auth_verified: AtomicU64,
     by_class: [AtomicU64; 6],
     buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
@@ -52,6 +56,30 @@ impl GatewayMetrics {
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A token refused, by reason (`AuthError::code`).
+    pub fn record_auth_failure(&self, reason: &str) {
+        if let Some(i) = AUTH_REASONS.iter().position(|r| *r == reason) {
+            self.auth_failures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A token accepted: from the cache, or verified now.
+    pub fn record_auth_success(&self, cached: bool) {
+        let c = if cached {
+            &self.auth_cache_hits
+        } else {
+            &self.auth_verified
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn auth_failures(&self, reason: &str) -> u64 {
+        AUTH_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.auth_failures[i].load(Ordering::Relaxed))
     }
 
     pub fn record_upstream_connection(&self, reused: bool) {
@@ -144,6 +172,23 @@ impl GatewayMetrics {
             out,
             "nocrd9_gateway_upstream_connections_total{{reused=\"false\"}} {}",
             load(&self.upstream_new)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP nocrd9_gateway_auth_failures_total Tokens refused, by reason.\n# TYPE nocrd9_gateway_auth_failures_total counter"
+        );
+        for (i, reason) in AUTH_REASONS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "nocrd9_gateway_auth_failures_total{{reason=\"{reason}\"}} {}",
+                load(&self.auth_failures[i])
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP nocrd9_gateway_auth_accepted_total Tokens accepted: from the verified-token cache, or verified now.\n# TYPE nocrd9_gateway_auth_accepted_total counter\nnocrd9_gateway_auth_accepted_total{{cached=\"true\"}} {}\nnocrd9_gateway_auth_accepted_total{{cached=\"false\"}} {}",
+            load(&self.auth_cache_hits),
+            load(&self.auth_verified)
         );
         let table = store.load();
         let _ = writeln!(

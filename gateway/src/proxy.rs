@@ -4,9 +4,10 @@
 //!
 //! | phase | what we do |
 //! |---|---|
-//! | `request_filter` | parse the path; redirect, 400, 404, 503 (not ready / no table) or pick the route |
+//! | `request_filter` | parse the path; redirect, 400, 401/403 (token, owner), 404, 503 (not ready / no table) or pick the route |
 //! | `upstream_peer` | the pod's address; the pool is keyed by pod UID too |
-//! | `upstream_request_filter` | strip `/route/<id>`, keep the query, set `X-Forwarded-*` (client copies dropped) |
+//! | `upstream_request_filter` | strip `/route/<id>` and our token, keep the query, set `X-Forwarded-*` (client copies dropped) |
+//! | `response_filter` | the workspace cookie for a page opened with `?token=` |
 //! | `fail_to_proxy` | 502 / 504 as JSON with a stable code |
 //! | `logging` | one JSON access line and the metrics |
 
@@ -19,8 +20,11 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use shared::auth::Identity;
+use shared::auth::http::{self as auth_http, TokenSource};
 use shared::route::{Route, RouteState};
 
+use crate::auth::{self, GatewayAuth};
 use crate::metrics::GatewayMetrics;
 use crate::reject::Reject;
 use crate::routing::{self, Target};
@@ -42,11 +46,68 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct GatewayProxy {
     store: Arc<RouteStore>,
     metrics: Arc<GatewayMetrics>,
+    auth: Option<GatewayAuth>,
+    /// The listener speaks TLS (`X-Forwarded-Proto`, `Secure` cookies).
+    tls: bool,
 }
 
 impl GatewayProxy {
-    pub fn new(store: Arc<RouteStore>, metrics: Arc<GatewayMetrics>) -> Self {
-        GatewayProxy { store, metrics }
+    pub fn new(
+        store: Arc<RouteStore>,
+        metrics: Arc<GatewayMetrics>,
+        auth: Option<GatewayAuth>,
+        tls: bool,
+    ) -> Self {
+        GatewayProxy {
+            store,
+            metrics,
+            auth,
+            tls,
+        }
+    }
+
+    fn metadata_url(&self, session: &Session) -> String {
+        format!("{}{}", origin(session, self.tls), auth_http::METADATA_PATH)
+    }
+
+    /// The RFC 9728 document: `/.well-known/oauth-protected-resource[/<resource path>]`.
+    async fn serve_metadata(&self, session: &mut Session, suffix: &str) -> Result<bool> {
+        let origin = origin(session, self.tls);
+        let issuer = self.auth.as_ref().and_then(|a| a.verifier.issuer());
+        let doc = auth_http::protected_resource_metadata(
+            &format!("{origin}{suffix}"),
+            issuer,
+            &["header", "query"],
+        );
+        let body = Bytes::from(doc.to_string());
+        let mut resp = ResponseHeader::build(200, Some(3))?;
+        resp.insert_header("content-type", "application/json")?;
+        resp.insert_header("content-length", body.len().to_string())?;
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(body), true).await?;
+        Ok(true)
+    }
+
+    /// 401 with the challenge pointing at the metadata, and why.
+    async fn unauthorized(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        why: shared::auth::AuthError,
+    ) -> Result<bool> {
+        self.metrics.record_auth_failure(why.code());
+        ctx.reject = Some(Reject::Unauthorized);
+        ctx.auth_reason = Some(why.code());
+        let body = Reject::unauthorized_body(&why);
+        let mut resp = ResponseHeader::build(401, Some(4))?;
+        resp.insert_header("content-type", "application/json")?;
+        resp.insert_header("content-length", body.len().to_string())?;
+        resp.insert_header("cache-control", "no-store")?;
+        let url = self.metadata_url(session);
+        resp.insert_header("www-authenticate", auth_http::challenge(&url, Some(&why)))?;
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(body), true).await?;
+        Ok(true)
     }
 }
 
@@ -57,6 +118,10 @@ pub struct RequestCtx {
     route: Option<Arc<Route>>,
     upstream_path: Option<String>,
     reject: Option<Reject>,
+    /// Why a token was refused (with `Reject::Unauthorized`).
+    auth_reason: Option<&'static str>,
+    identity: Option<Identity>,
+    token_source: Option<TokenSource>,
 }
 
 /// FNV-1a of the pod UID: pooled connections are keyed by it, so a connection opened to
@@ -97,11 +162,20 @@ impl ProxyHttp for GatewayProxy {
             route: None,
             upstream_path: None,
             reject: None,
+            auth_reason: None,
+            identity: None,
+            token_source: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let uri = &session.req_header().uri;
+        if let Some(suffix) = uri.path().strip_prefix(auth_http::METADATA_PATH)
+            && (suffix.is_empty() || suffix.starts_with('/'))
+        {
+            let suffix = suffix.to_string();
+            return self.serve_metadata(session, &suffix).await;
+        }
         let target = routing::parse(uri.path(), uri.query());
         let (id, upstream) = match target {
             Target::Workspace { id, upstream } => (id, upstream),
@@ -116,15 +190,37 @@ impl ProxyHttp for GatewayProxy {
         if !self.store.is_loaded() {
             return reject(session, ctx, Reject::TableNotLoaded).await;
         }
+        // Authenticate before looking the id up, so strangers cannot probe which ids exist.
+        if let Some(auth) = &self.auth {
+            let req = session.req_header();
+            match auth.authenticate(&req.headers, req.uri.query()).await {
+                Ok((who, source, cached)) => {
+                    self.metrics.record_auth_success(cached);
+                    ctx.identity = Some(who);
+                    ctx.token_source = Some(source);
+                }
+                Err(why) => return self.unauthorized(session, ctx, why).await,
+            }
+        }
         let route = self.store.load().get(&id).cloned();
         let Some(route) = route else {
             return reject(session, ctx, Reject::WorkspaceNotFound).await;
         };
+        if let Some(who) = &ctx.identity
+            && auth::check_owner(&route, who).is_err()
+        {
+            return reject(session, ctx, Reject::Forbidden).await;
+        }
         if route.state != RouteState::Ready || route.upstream().is_none() {
             return reject(session, ctx, Reject::WorkspaceNotReady).await;
         }
+        let strip = self.auth.as_ref().is_some_and(|a| !a.forward_auth);
+        ctx.upstream_path = Some(if strip {
+            auth::strip_query_token(&upstream)
+        } else {
+            upstream
+        });
         ctx.route = Some(route);
-        ctx.upstream_path = Some(upstream);
         Ok(false)
     }
 
@@ -167,7 +263,13 @@ impl ProxyHttp for GatewayProxy {
         if let Some(ip) = client_ip {
             up.insert_header("x-forwarded-for", ip)?;
         }
-        up.insert_header("x-forwarded-proto", "http")?;
+        up.insert_header("x-forwarded-proto", if self.tls { "https" } else { "http" })?;
+        if let Some(who) = &ctx.identity {
+            up.insert_header("x-forwarded-user", &*who.sub)?;
+        }
+        if self.auth.as_ref().is_some_and(|a| !a.forward_auth) {
+            auth::strip_credentials(up);
+        }
         let host = session.req_header().headers.get("host").cloned();
         if let Some(host) = host {
             up.insert_header("x-forwarded-host", host)?;
@@ -175,6 +277,39 @@ impl ProxyHttp for GatewayProxy {
         if let Some(id) = &ctx.workspace {
             up.insert_header("x-forwarded-prefix", format!("{}{id}", routing::PREFIX))?;
         }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // A page opened with `?token=` gets the token as a cookie scoped to this
+        // workspace, so its own links and sub-requests keep working.
+        let (Some(TokenSource::Query), Some(who), Some(id)) =
+            (ctx.token_source, &ctx.identity, &ctx.workspace)
+        else {
+            return Ok(());
+        };
+        if !auth::is_page_navigation(session.req_header()) {
+            return Ok(());
+        }
+        let Some(token) = session
+            .req_header()
+            .uri
+            .query()
+            .and_then(auth_http::query_token)
+        else {
+            return Ok(());
+        };
+        let max_age = who.expires_at.saturating_sub(now_secs());
+        let path = format!("{}{id}/", routing::PREFIX);
+        resp.append_header(
+            "set-cookie",
+            auth_http::token_cookie(&path, &token, max_age, self.tls),
+        )?;
         Ok(())
     }
 
@@ -237,12 +372,24 @@ impl ProxyHttp for GatewayProxy {
             workspace_id = ctx.workspace.as_deref().unwrap_or("-"),
             status,
             error = ctx.reject.map_or("-", Reject::code),
+            auth_reason = ctx.auth_reason.unwrap_or("-"),
             upstream = %ctx.route.as_ref().and_then(|r| r.upstream()).map_or_else(|| "-".to_string(), |a| a.to_string()),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             bytes = session.as_downstream().body_bytes_sent(),
             cause = e.map(|e| e.etype().as_str()).unwrap_or("-"),
         );
     }
+}
+
+fn origin(session: &Session, tls: bool) -> String {
+    let req = session.req_header();
+    auth_http::origin(&req.headers, req.uri.authority().map(|a| a.as_str()), tls)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Sends our answer and stops the request.

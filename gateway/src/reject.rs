@@ -14,6 +14,8 @@ pub enum Reject {
     TableNotLoaded,
     InvalidWorkspaceId,
     BadPath,
+    Unauthorized,
+    Forbidden,
     UpstreamUnavailable,
     UpstreamTimeout,
     Internal,
@@ -21,13 +23,15 @@ pub enum Reject {
 
 impl Reject {
     /// Every answer, in a fixed order (metrics label them by code).
-    pub const ALL: [Reject; 9] = [
+    pub const ALL: [Reject; 11] = [
         Reject::NotFound,
         Reject::WorkspaceNotFound,
         Reject::WorkspaceNotReady,
         Reject::TableNotLoaded,
         Reject::InvalidWorkspaceId,
         Reject::BadPath,
+        Reject::Unauthorized,
+        Reject::Forbidden,
         Reject::UpstreamUnavailable,
         Reject::UpstreamTimeout,
         Reject::Internal,
@@ -46,6 +50,8 @@ impl Reject {
             Reject::NotFound | Reject::WorkspaceNotFound => 404,
             Reject::WorkspaceNotReady | Reject::TableNotLoaded => 503,
             Reject::InvalidWorkspaceId | Reject::BadPath => 400,
+            Reject::Unauthorized => 401,
+            Reject::Forbidden => 403,
             Reject::UpstreamUnavailable => 502,
             Reject::UpstreamTimeout => 504,
             Reject::Internal => 500,
@@ -60,6 +66,8 @@ impl Reject {
             Reject::TableNotLoaded => "route_table_not_loaded",
             Reject::InvalidWorkspaceId => "invalid_workspace_id",
             Reject::BadPath => "bad_path",
+            Reject::Unauthorized => "unauthorized",
+            Reject::Forbidden => "forbidden",
             Reject::UpstreamUnavailable => "upstream_unavailable",
             Reject::UpstreamTimeout => "upstream_timeout",
             Reject::Internal => "internal_error",
@@ -82,6 +90,8 @@ impl Reject {
             Reject::BadPath => {
                 "the path contains '..', '.', an encoded slash or backslash, a NUL or a bad escape"
             }
+            Reject::Unauthorized => "a valid token is required",
+            Reject::Forbidden => "this workspace belongs to someone else",
             Reject::UpstreamUnavailable => "the workspace did not accept the connection",
             Reject::UpstreamTimeout => "the workspace did not answer in time",
             Reject::Internal => "the gateway failed to handle the request",
@@ -97,6 +107,14 @@ impl Reject {
     pub fn body(self) -> Bytes {
         Bytes::from(
             serde_json::json!({"error": self.code(), "message": self.message()}).to_string(),
+        )
+    }
+
+    /// The body of a 401, with why the token was refused.
+    pub fn unauthorized_body(why: &shared::auth::AuthError) -> Bytes {
+        Bytes::from(
+            serde_json::json!({"error": Reject::Unauthorized.code(), "reason": why.code(), "message": why.to_string()})
+                .to_string(),
         )
     }
 }

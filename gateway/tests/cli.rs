@@ -12,6 +12,35 @@ fn bad_flags_and_busy_addresses_exit_2() {
     for (args, needle) in [
         (vec!["--threads", "0"], "--threads must be at least 1"),
         (vec!["--listen", "not-an-address"], "invalid socket address"),
+        (vec!["--auth-enabled"], "needs a key"),
+        (
+            vec!["--auth-enabled", "--jwt-secret", "short"],
+            "HS256 needs at least 32",
+        ),
+        (
+            vec![
+                "--auth-enabled",
+                "--jwt-secret",
+                "0123456789abcdef0123456789abcdef",
+                "--auth-sub-jsonpath",
+                "$..sub",
+            ],
+            "AUTH_SUB_JSONPATH",
+        ),
+        (vec!["--tls-cert", "/x.pem"], "--tls-key"),
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                "/nonexistent/cert.pem",
+                "--tls-key",
+                "/nonexistent/key.pem",
+            ],
+            "TLS certificate /nonexistent/cert.pem",
+        ),
         (
             vec![
                 "--listen",

@@ -38,8 +38,20 @@ pub struct TestGateway {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// What a test gateway runs with beyond the defaults.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub auth: Option<std::sync::Arc<shared::auth::Verifier>>,
+    pub forward_auth: bool,
+    pub tls: Option<gateway::TlsFiles>,
+}
+
 impl TestGateway {
     pub async fn start(control_socket: &Path) -> TestGateway {
+        Self::start_with(control_socket, Options::default()).await
+    }
+
+    pub async fn start_with(control_socket: &Path, opts: Options) -> TestGateway {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -50,8 +62,11 @@ impl TestGateway {
             gateway_id: "gw-test".into(),
             threads: 1,
             grace_period_secs: 1,
+            auth: opts.auth,
+            forward_auth: opts.forward_auth,
+            tls: opts.tls,
         };
-        let gw = build(&config);
+        let gw = build(&config).unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || gw.run(Box::new(StopSignal(Mutex::new(Some(rx))))));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

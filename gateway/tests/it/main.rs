@@ -1,7 +1,9 @@
 //! Gateway integration tests: the real Pingora server in-process on loopback, fed by the
 //! real publisher over a Unix socket, in front of the simulated cluster's workspace apps.
 
+mod auth;
 mod harness;
 
 mod proxy;
 mod sync;
+mod tls;

@@ -17,14 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::harness::{TestGateway, eventually, get};
 
-struct Control {
-    publisher: Publisher,
-    stop: CancellationToken,
-    socket: std::path::PathBuf,
+pub struct Control {
+    pub publisher: Publisher,
+    pub stop: CancellationToken,
+    pub socket: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn control() -> Control {
+pub fn control() -> Control {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let socket = dir.path().join("control.sock");
     let publisher = Publisher::new(1);

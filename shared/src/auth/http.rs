@@ -131,12 +131,14 @@ pub fn challenge(metadata_url: &str, refused: Option<&super::AuthError>) -> Stri
     }
 }
 
-/// `scheme://host` of a request as its client addressed it (for documents and links,
-/// never for security decisions).
-pub fn origin(headers: &HeaderMap, tls: bool) -> String {
+/// `scheme://host` of a request as its client addressed it: the `Host` header, else the
+/// URI's authority (HTTP/2 sends `:authority`). For documents and links, never for
+/// security decisions.
+pub fn origin(headers: &HeaderMap, authority: Option<&str>, tls: bool) -> String {
     let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or(authority)
         .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
         .unwrap_or("localhost");
     format!("{}://{host}", if tls { "https" } else { "http" })

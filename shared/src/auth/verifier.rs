@@ -274,3 +274,18 @@ fn parse_public_pem(pem: &str) -> Result<DecodingKey, String> {
                 .to_string()
         })
 }
+
+impl std::fmt::Debug for Verifier {
+    /// Never the keys: which sources are configured, and the checks.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("secret", &self.secret.is_some())
+            .field("public_key", &self.public.is_some())
+            .field("jwks", &self.jwks.is_some())
+            .field("sub_path", &self.sub_path.as_str())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}

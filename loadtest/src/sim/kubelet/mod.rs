@@ -6,7 +6,7 @@
 //! Non-local init containers and hooks are simulated as succeeding, and say so in the
 //! pod's log.
 
-mod app;
+pub mod app;
 mod ipam;
 mod logs;
 mod pod;

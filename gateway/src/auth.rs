@@ -1,0 +1,193 @@
+//! Who is calling and whether they own the workspace, for the proxy. Verification is
+//! `shared::auth` (so control and gateway agree on every token); this module is the
+//! gateway's side: finding the token on a request, answering 401/403, keeping the
+//! token away from the upstream, and the cookie that lets a browser keep using a
+//! workspace it opened with `?token=`.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use pingora::http::RequestHeader;
+use shared::auth::http::{self as auth_http, TokenSource};
+use shared::auth::{AuthError, Identity, Verifier};
+use shared::route::Route;
+
+/// The gateway's auth settings (absent when `AUTH_ENABLED` is off).
+pub struct GatewayAuth {
+    pub verifier: Arc<Verifier>,
+    /// `--forward-auth`: pass the token on to the workspace.
+    pub forward_auth: bool,
+}
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// 401: no usable token.
+    Unauthenticated(AuthError),
+    /// 403: a valid token for someone who does not own the workspace.
+    NotOwner,
+}
+
+impl GatewayAuth {
+    /// The caller's identity, where the token came from, and whether the cache knew
+    /// it. The cache answers without any crypto for tokens seen before; only a new
+    /// token is verified (and then remembered).
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<(Identity, TokenSource, bool), AuthError> {
+        let (token, source) = auth_http::find_token(headers, query).ok_or(AuthError::Missing)?;
+        if let Some(id) = self.verifier.cached(&token) {
+            return Ok((id, source, true));
+        }
+        let id = self.verifier.verify(&token).await?;
+        Ok((id, source, false))
+    }
+}
+
+/// Only the workspace's owner gets through. A workspace without an owner (spawned
+/// with auth off) is reachable by nobody while auth is on.
+pub fn check_owner(route: &Route, who: &Identity) -> Result<(), Denied> {
+    match route.owner_sub.as_deref() {
+        Some(owner) if owner == &*who.sub => Ok(()),
+        _ => Err(Denied::NotOwner),
+    }
+}
+
+/// Whether this looks like a browser opening a page (so a cookie is worth setting).
+pub fn is_page_navigation(req: &RequestHeader) -> bool {
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    req.method == http::Method::GET
+        && (header("sec-fetch-dest") == Some("document")
+            || header("accept").is_some_and(|a| a.contains("text/html")))
+}
+
+/// Removes the gateway's credentials from what the upstream sees: the bearer token
+/// and the token cookie (the `token` query parameter is dropped with the path).
+pub fn strip_credentials(up: &mut RequestHeader) {
+    if auth_http::bearer(&up.headers).is_some() {
+        up.remove_header("authorization");
+    }
+    let cookies: Vec<String> = up
+        .headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    if cookies.is_empty() {
+        return;
+    }
+    up.remove_header("cookie");
+    let kept: Vec<String> = cookies
+        .iter()
+        .filter_map(|c| auth_http::cookie_header_without(c, auth_http::TOKEN_COOKIE))
+        .collect();
+    if !kept.is_empty() {
+        // One header, as HTTP/1.1 upstreams expect.
+        let _ = up.insert_header("cookie", kept.join("; "));
+    }
+}
+
+/// The upstream path and query without the `token` parameter.
+pub fn strip_query_token(upstream: &str) -> String {
+    match upstream.split_once('?') {
+        Some((path, query)) => match auth_http::query_without_token(query) {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        },
+        None => upstream.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, headers: &[(&'static str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build(method, b"/x", None).unwrap_or_else(|e| panic!("{e}"));
+        for (k, v) in headers {
+            r.append_header(*k, *v).unwrap_or_else(|e| panic!("{e}"));
+        }
+        r
+    }
+
+    #[test]
+    fn credentials_are_stripped_and_the_rest_kept() {
+        let mut r = req(
+            "GET",
+            &[
+                ("authorization", "Bearer t0k"),
+                ("cookie", "a=1; nocr_token=t0k"),
+                ("cookie", "b=2"),
+                ("x-other", "kept"),
+            ],
+        );
+        strip_credentials(&mut r);
+        assert!(r.headers.get("authorization").is_none());
+        assert_eq!(r.headers.get_all("cookie").iter().count(), 1);
+        assert_eq!(
+            r.headers.get("cookie").map(|v| v.as_bytes()),
+            Some(&b"a=1; b=2"[..])
+        );
+        assert!(r.headers.get("x-other").is_some());
+
+        let mut basic = req(
+            "GET",
+            &[("authorization", "Basic dTpw"), ("cookie", "nocr_token=t")],
+        );
+        strip_credentials(&mut basic);
+        assert!(
+            basic.headers.get("authorization").is_some(),
+            "not ours: kept"
+        );
+        assert!(basic.headers.get("cookie").is_none());
+    }
+
+    #[test]
+    fn the_query_token_is_dropped() {
+        assert_eq!(strip_query_token("/a?token=x&b=1"), "/a?b=1");
+        assert_eq!(strip_query_token("/a?token=x"), "/a");
+        assert_eq!(strip_query_token("/a"), "/a");
+        assert_eq!(strip_query_token("/a?tokenish=1"), "/a?tokenish=1");
+    }
+
+    #[test]
+    fn navigation_is_a_get_for_a_document() {
+        assert!(is_page_navigation(&req(
+            "GET",
+            &[("accept", "text/html,*/*")]
+        )));
+        assert!(is_page_navigation(&req(
+            "GET",
+            &[("sec-fetch-dest", "document")]
+        )));
+        assert!(!is_page_navigation(&req("GET", &[("accept", "*/*")])));
+        assert!(!is_page_navigation(&req(
+            "POST",
+            &[("accept", "text/html")]
+        )));
+    }
+
+    #[test]
+    fn only_the_owner_passes() {
+        let route = |owner: Option<&str>| Route {
+            workspace_id: shared::ids::WorkspaceId::parse("w1").unwrap_or_else(|e| panic!("{e}")),
+            pod_uid: "u".into(),
+            namespace: "default".into(),
+            state: shared::route::RouteState::Ready,
+            addr: None,
+            owner_sub: owner.map(str::to_string),
+        };
+        let alice = Identity {
+            sub: "alice".into(),
+            expires_at: u64::MAX,
+        };
+        assert_eq!(check_owner(&route(Some("alice")), &alice), Ok(()));
+        assert_eq!(
+            check_owner(&route(Some("bob")), &alice),
+            Err(Denied::NotOwner)
+        );
+        assert_eq!(check_owner(&route(None), &alice), Err(Denied::NotOwner));
+    }
+}
