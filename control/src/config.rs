@@ -99,6 +99,8 @@ pub struct Args {
     /// The Pod Security Standard every pod spec arriving through a tool must meet.
     #[arg(long, env = "POD_SECURITY", value_enum, default_value = "baseline")]
     pub pod_security: crate::pod_security::Level,
+    #[command(flatten)]
+    pub auth: shared::auth::AuthArgs,
 }
 
 /// Every problem with the configuration, reported at once.
@@ -119,6 +121,9 @@ pub fn validate(args: &Args) -> Result<(), Vec<String>> {
         problems.push(format!(
             "--gateway-url {url:?} must start with http:// or https://"
         ));
+    }
+    if let Err(auth) = args.auth.build() {
+        problems.extend(auth);
     }
     if problems.is_empty() {
         Ok(())
@@ -141,10 +146,15 @@ mod tests {
             "0",
             "--gateway-url",
             "gw:8080",
+            "--auth-enabled",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         let problems = validate(&args).expect_err("invalid");
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(
+            problems[3].contains("AUTH_ENABLED needs a key"),
+            "{problems:?}"
+        );
         let ok = Args::try_parse_from(["nocrd9", "--gateway-url", "http://127.0.0.1:8080"])
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(validate(&ok).is_ok());

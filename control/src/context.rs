@@ -24,6 +24,8 @@ pub struct Context {
     pub permissions: Option<Arc<PermissionReport>>,
     /// The Pod Security Standard pod specs from tools must meet.
     pub pod_security: crate::pod_security::Level,
+    /// Token verification for the HTTP transport (`None`: auth off).
+    pub auth: Option<Arc<shared::auth::Verifier>>,
 }
 
 impl Context {
@@ -43,6 +45,7 @@ impl Context {
             spawn_locks: Arc::default(),
             permissions: None,
             pod_security: crate::pod_security::Level::Baseline,
+            auth: None,
         }
     }
 

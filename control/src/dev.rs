@@ -53,6 +53,20 @@ pub fn demo_template() -> ConfigMap {
     serde_json::from_value(cm).unwrap_or_default()
 }
 
+/// The identity the dev token is for (and the demo workspace's owner).
+pub const DEV_USER: &str = "dev";
+const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
+
+/// 32 random bytes, hex: a fresh HS256 secret for this run.
+fn random_secret() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -98,6 +112,17 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         dev.gateway_port
     };
     let gateway_url = format!("http://127.0.0.1:{gateway_port}");
+    // Auth is on, with a secret made for this run and a token for the dev user.
+    let secret = random_secret()?;
+    let token = shared::auth::mint::hs256(
+        secret.as_bytes(),
+        &shared::auth::mint::claims_for(DEV_USER, DEV_TOKEN_TTL_SECS),
+    )
+    .context("minting the dev token")?;
+    let dev_user = crate::caller::Caller::User(shared::auth::Identity {
+        sub: DEV_USER.into(),
+        expires_at: u64::MAX,
+    });
     let socket = dir.path().join("control.sock");
     let args = Args {
         command: None,
@@ -112,6 +137,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         default_workspace_port: shared::names::DEFAULT_WORKSPACE_PORT,
         disable_permission_checks: false,
         pod_security: crate::pod_security::Level::Baseline,
+        auth: shared::auth::AuthArgs::hs256(&secret),
     };
     let control = Control::start(&args, client).await?;
     let mcp_addr = control
@@ -130,6 +156,8 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         ])
         .arg("--control-socket")
         .arg(&socket)
+        .env("AUTH_ENABLED", "true")
+        .env("JWT_SECRET", &secret)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&gateway_log)?)
         .kill_on_drop(true)
@@ -167,6 +195,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
             wait: true,
             wait_timeout: Duration::from_secs(60),
         },
+        &dev_user,
     )
     .await
     .map_err(|e| anyhow::anyhow!("spawning the demo workspace: {}", e.message))?;
@@ -188,9 +217,12 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
     );
     println!("  template:          {DEMO_TEMPLATE} (context: PROJECT_NAME, REPO_URL)");
     println!("  demo workspace:    {url}");
-    println!("  auth:              off (token authentication is not built yet)");
+    println!(
+        "  auth:              on; user {DEV_USER:?}, token valid 24 h (a new secret each run):"
+    );
+    println!("  token:             {token}");
     println!("try:");
-    println!("  curl {url}hello");
+    println!("  curl -H 'Authorization: Bearer {token}' {url}hello");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
 

@@ -44,6 +44,15 @@ impl Control {
             args.gateway_url.clone(),
         );
         ctx.pod_security = args.pod_security;
+        ctx.auth = args
+            .auth
+            .build()
+            .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+        if let (Some(_), Transport::Stdio | Transport::Both) = (&ctx.auth, args.transport) {
+            tracing::warn!(
+                "auth is on: HTTP callers need a token; stdio callers act as the local operator (unrestricted)"
+            );
+        }
         if !args.disable_permission_checks {
             let report = crate::permissions::check(
                 &client,
@@ -62,6 +71,15 @@ impl Control {
         }
         let socket = Publisher::bind(&args.gateway_socket)?;
         let mut tasks = Vec::new();
+        if let Some(verifier) = ctx.auth.clone() {
+            if let Err(e) = verifier.refresh_keys().await {
+                tracing::warn!(error = %e, "JWKS not loaded at startup; will retry on demand and in the background");
+            }
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(
+                verifier.run_key_refresh(async move { stop.cancelled().await }),
+            ));
+        }
         tasks.push(tokio::spawn({
             let (p, s) = (publisher.clone(), shutdown.clone());
             async move { p.serve(socket, s).await }

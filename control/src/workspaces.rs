@@ -12,6 +12,7 @@ use shared::ids::WorkspaceId;
 use shared::names;
 use shared::route::RouteState;
 
+use crate::caller::{self, Caller};
 use crate::context::Context;
 use crate::mcp::outcome::{Outcome, ToolError};
 use crate::pod_security;
@@ -101,13 +102,22 @@ fn spawn_outcome(
     }
 }
 
-/// Spawns a workspace, or returns the existing one with this id (whoever asked).
-pub async fn spawn(ctx: &Context, req: SpawnRequest) -> Result<Outcome, ToolError> {
+/// Spawns a workspace, or returns the existing one with this id. An id is unique per
+/// namespace whoever asks: someone else's workspace is neither returned nor duplicated.
+pub async fn spawn(ctx: &Context, req: SpawnRequest, who: &Caller) -> Result<Outcome, ToolError> {
     let id = parse_id(&req.id)?;
     let ns = ctx.namespace_for(req.namespace.as_deref())?;
     // One spawn per id at a time in this process, so two concurrent calls make one pod.
     let _guard = ctx.spawn_lock(&ns, &id).await;
     if let Some(pod) = find(ctx, &ns, &id).await?.into_iter().next() {
+        if !who.may_access(&pod) {
+            return Err(ToolError {
+                code: 409,
+                message: format!(
+                    "workspace id {id} is already in use in namespace {ns}; choose another id"
+                ),
+            });
+        }
         let ready = !req.wait
             || wait_routable(ctx, &id, &pod, req.wait_timeout)
                 .await
@@ -136,7 +146,7 @@ pub async fn spawn(ctx: &Context, req: SpawnRequest) -> Result<Outcome, ToolErro
         spec,
         annotations,
         context: req.context,
-        owner: None,
+        owner: who.owner(),
         template: template.as_deref(),
     })
     .map_err(|e| ToolError::bad_input(e.to_string()))?;
@@ -240,10 +250,20 @@ async fn wait_routable(
         .map_err(|_| timed_out())
 }
 
-pub async fn stop(ctx: &Context, id: &str, namespace: Option<&str>) -> Result<Outcome, ToolError> {
+pub async fn stop(
+    ctx: &Context,
+    id: &str,
+    namespace: Option<&str>,
+    who: &Caller,
+) -> Result<Outcome, ToolError> {
     let id = parse_id(id)?;
     let ns = ctx.namespace_for(namespace)?;
-    let found = find(ctx, &ns, &id).await?;
+    // Someone else's workspace looks exactly like a missing one.
+    let found: Vec<Pod> = find(ctx, &ns, &id)
+        .await?
+        .into_iter()
+        .filter(|p| who.may_access(p))
+        .collect();
     if found.is_empty() {
         return Err(ToolError {
             code: 404,
@@ -282,15 +302,28 @@ pub async fn stop(ctx: &Context, id: &str, namespace: Option<&str>) -> Result<Ou
     })
 }
 
-pub async fn list(ctx: &Context, namespace: Option<&str>) -> Result<Outcome, ToolError> {
+/// The caller's workspaces (everyone's with auth off or over stdio).
+pub async fn list(
+    ctx: &Context,
+    namespace: Option<&str>,
+    who: &Caller,
+) -> Result<Outcome, ToolError> {
     let ns = ctx.namespace_for(namespace)?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let list = pods
-        .list(&ListParams::default().labels(&workspace_selector(None)))
-        .await?;
+    let mut selector = workspace_selector(None);
+    if let Some(sub) = who.restricted_to() {
+        // The label narrows the list on the server; the exact check is the annotation.
+        selector.push_str(&format!(
+            ",{}={}",
+            names::USER_SUB_LABEL,
+            spawner::owner_label(sub)
+        ));
+    }
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
     let rows: Vec<Value> = list
         .items
         .iter()
+        .filter(|p| who.may_access(p))
         .map(|p| {
             let id = p
                 .metadata
@@ -310,7 +343,16 @@ pub async fn list(ctx: &Context, namespace: Option<&str>) -> Result<Outcome, Too
             let url = WorkspaceId::parse(&id)
                 .ok()
                 .and_then(|w| workspace_url(ctx, &w));
-            json!({"id": id, "name": p.metadata.name, "status": status, "url": url})
+            let template = p
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(names::TEMPLATE_NAME_LABEL));
+            json!({
+                "id": id, "name": p.metadata.name, "status": status, "url": url,
+                "owner": caller::owner_of(p), "template": template,
+                "createdAt": p.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
+            })
         })
         .collect();
     let mut text = String::from("ID\tNAME\tSTATUS");

@@ -39,8 +39,26 @@ async fn dev_prints_a_curl_that_works_and_stops_cleanly() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("gateway pid in {text}"));
 
-    // The printed curl: http://127.0.0.1:<port>/route/demo/hello
-    let rest = curl
+    // The printed curl, run as printed: `curl -H 'Authorization: Bearer …' http://…/route/demo/hello`.
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("curl -sS -i --max-time 10 {curl}"))
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"pod\":\"ws-dev-demo\"") && answer.contains("\"path\":\"/hello\""),
+        "{answer}"
+    );
+    assert!(
+        text.contains("token:             ey"),
+        "the dev token is printed: {text}"
+    );
+    // Without the token the gateway refuses, and so does the MCP endpoint.
+    let url = curl.rsplit(' ').next().unwrap_or_default();
+    let rest = url
         .strip_prefix("http://")
         .unwrap_or_else(|| panic!("{curl}"));
     let (addr, path) = rest.split_once('/').unwrap_or_else(|| panic!("{curl}"));
@@ -52,15 +70,11 @@ async fn dev_prints_a_curl_that_works_and_stops_cleanly() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)
+    let mut refused = String::new();
+    s.read_to_string(&mut refused)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(
-        answer.contains("\"pod\":\"ws-anonymous-demo\"") && answer.contains("\"path\":\"/hello\""),
-        "{answer}"
-    );
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
 
     let pid = child.id().unwrap_or_else(|| panic!("pid")) as i32;
     nix::sys::signal::kill(

@@ -12,7 +12,10 @@ pub mod workspace_args;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData as McpError, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+
+use crate::caller::Caller;
 
 use crate::context::Context;
 use from_template::FromTemplateArgs;
@@ -70,9 +73,11 @@ impl NoCrdServer {
     )]
     async fn list_pods(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<ListPodsArgs>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(pods::list_pods(&self.ctx, args).await))
+        let who = Caller::of(&self.ctx, &rc, None);
+        Ok(to_result(pods::list_pods(&self.ctx, args, &who).await))
     }
 
     #[tool(
@@ -81,9 +86,11 @@ impl NoCrdServer {
     )]
     async fn get_pod(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<PodRef>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(pods::get_pod(&self.ctx, args).await))
+        let who = Caller::of(&self.ctx, &rc, None);
+        Ok(to_result(pods::get_pod(&self.ctx, args, &who).await))
     }
 
     #[tool(
@@ -96,9 +103,11 @@ impl NoCrdServer {
     )]
     async fn delete_pod(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<DeletePodArgs>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(pods::delete_pod(&self.ctx, args).await))
+        let who = Caller::of(&self.ctx, &rc, None);
+        Ok(to_result(pods::delete_pod(&self.ctx, args, &who).await))
     }
 
     #[tool(
@@ -126,9 +135,13 @@ impl NoCrdServer {
     )]
     async fn patch_pod(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<PatchPodArgs>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(pod_writes::patch_pod(&self.ctx, args).await))
+        let who = Caller::of(&self.ctx, &rc, None);
+        Ok(to_result(
+            pod_writes::patch_pod(&self.ctx, args, &who).await,
+        ))
     }
 
     #[tool(
@@ -152,9 +165,11 @@ impl NoCrdServer {
     )]
     async fn get_pod_logs(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<PodLogsArgs>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(pods::get_pod_logs(&self.ctx, args).await))
+        let who = Caller::of(&self.ctx, &rc, None);
+        Ok(to_result(pods::get_pod_logs(&self.ctx, args, &who).await))
     }
 
     #[tool(
@@ -251,8 +266,10 @@ impl NoCrdServer {
     )]
     async fn spawn_workspace(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<SpawnArgs>,
     ) -> Result<CallToolResult, McpError> {
+        let who = Caller::of(&self.ctx, &rc, args.jwt_payload.as_ref());
         let req = workspaces::SpawnRequest {
             id: args.id,
             namespace: args.namespace,
@@ -265,7 +282,7 @@ impl NoCrdServer {
                 args.wait_timeout_seconds.unwrap_or(120),
             )),
         };
-        Ok(to_result(workspaces::spawn(&self.ctx, req).await))
+        Ok(to_result(workspaces::spawn(&self.ctx, req, &who).await))
     }
 
     #[tool(
@@ -278,10 +295,12 @@ impl NoCrdServer {
     )]
     async fn stop_workspace(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<StopArgs>,
     ) -> Result<CallToolResult, McpError> {
+        let who = Caller::of(&self.ctx, &rc, args.jwt_payload.as_ref());
         Ok(to_result(
-            workspaces::stop(&self.ctx, &args.id, args.namespace.as_deref()).await,
+            workspaces::stop(&self.ctx, &args.id, args.namespace.as_deref(), &who).await,
         ))
     }
 
@@ -291,10 +310,12 @@ impl NoCrdServer {
     )]
     async fn list_workspaces(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<NamespaceArg>,
     ) -> Result<CallToolResult, McpError> {
+        let who = Caller::of(&self.ctx, &rc, args.jwt_payload.as_ref());
         Ok(to_result(
-            workspaces::list(&self.ctx, args.namespace.as_deref()).await,
+            workspaces::list(&self.ctx, args.namespace.as_deref(), &who).await,
         ))
     }
 }

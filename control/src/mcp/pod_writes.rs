@@ -181,7 +181,11 @@ pub async fn create_checked(
     })
 }
 
-pub async fn patch_pod(ctx: &Context, args: PatchPodArgs) -> Result<Outcome, ToolError> {
+pub async fn patch_pod(
+    ctx: &Context,
+    args: PatchPodArgs,
+    who: &crate::caller::Caller,
+) -> Result<Outcome, ToolError> {
     let ns = ctx.namespace_for(args.namespace.as_deref())?;
     let meta = args.patch.get("metadata");
     for field in ["labels", "annotations"] {
@@ -190,6 +194,7 @@ pub async fn patch_pod(ctx: &Context, args: PatchPodArgs) -> Result<Outcome, Too
         }
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    super::pods::ensure_access(&api, &args.name, who).await?;
     let pod = api
         .patch(
             &args.name,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::outcome::{Outcome, ToolError};
+use crate::caller::Caller;
 use crate::context::Context;
 
 /// Rows a list returns when the caller sets no `limit`.
@@ -98,7 +99,28 @@ fn summary(pod: &Pod) -> Value {
     })
 }
 
-pub async fn list_pods(ctx: &Context, args: ListPodsArgs) -> Result<Outcome, ToolError> {
+/// With auth on, a user acts only on pods they may see: anyone else's workspace pod is
+/// answered exactly like a missing pod.
+pub async fn ensure_access(api: &Api<Pod>, name: &str, who: &Caller) -> Result<(), ToolError> {
+    if who.restricted_to().is_none() {
+        return Ok(());
+    }
+    let pod = api.get(name).await?;
+    if who.may_access(&pod) {
+        Ok(())
+    } else {
+        Err(ToolError {
+            code: 404,
+            message: format!("pod {name} not found or access denied"),
+        })
+    }
+}
+
+pub async fn list_pods(
+    ctx: &Context,
+    args: ListPodsArgs,
+    who: &Caller,
+) -> Result<Outcome, ToolError> {
     positive("limit", args.limit)?;
     let ns = ctx.namespace_for(args.namespace.as_deref())?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -110,7 +132,12 @@ pub async fn list_pods(ctx: &Context, args: ListPodsArgs) -> Result<Outcome, Too
         lp = lp.fields(f);
     }
     let list = api.list(&lp).await?;
-    let pods: Vec<Value> = list.items.iter().map(summary).collect();
+    let pods: Vec<Value> = list
+        .items
+        .iter()
+        .filter(|p| who.may_access(p))
+        .map(summary)
+        .collect();
     let mut text = String::from("NAME\tPHASE\tREADY\tRESTARTS\tPOD-IP\tNODE");
     if pods.is_empty() {
         text = "(no pods)".into();
@@ -142,11 +169,17 @@ pub async fn list_pods(ctx: &Context, args: ListPodsArgs) -> Result<Outcome, Too
     Ok(Outcome { text, structured })
 }
 
-pub async fn get_pod(ctx: &Context, args: PodRef) -> Result<Outcome, ToolError> {
+pub async fn get_pod(ctx: &Context, args: PodRef, who: &Caller) -> Result<Outcome, ToolError> {
     let ns = ctx.namespace_for(args.namespace.as_deref())?;
     let pod = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
         .get(&args.name)
         .await?;
+    if !who.may_access(&pod) {
+        return Err(ToolError {
+            code: 404,
+            message: format!("pod {} not found or access denied", args.name),
+        });
+    }
     let value = serde_json::to_value(&pod).map_err(|e| ToolError {
         code: 500,
         message: e.to_string(),
@@ -157,8 +190,13 @@ pub async fn get_pod(ctx: &Context, args: PodRef) -> Result<Outcome, ToolError> 
     })
 }
 
-pub async fn delete_pod(ctx: &Context, args: DeletePodArgs) -> Result<Outcome, ToolError> {
+pub async fn delete_pod(
+    ctx: &Context,
+    args: DeletePodArgs,
+    who: &Caller,
+) -> Result<Outcome, ToolError> {
     let ns = ctx.namespace_for(args.namespace.as_deref())?;
+    ensure_access(&Api::namespaced(ctx.client.clone(), &ns), &args.name, who).await?;
     let dp = DeleteParams {
         grace_period_seconds: args.grace_period_seconds,
         ..Default::default()
@@ -172,12 +210,17 @@ pub async fn delete_pod(ctx: &Context, args: DeletePodArgs) -> Result<Outcome, T
     })
 }
 
-pub async fn get_pod_logs(ctx: &Context, args: PodLogsArgs) -> Result<Outcome, ToolError> {
+pub async fn get_pod_logs(
+    ctx: &Context,
+    args: PodLogsArgs,
+    who: &Caller,
+) -> Result<Outcome, ToolError> {
     positive("tailLines", args.tail_lines)?;
     positive("sinceSeconds", args.since_seconds)?;
     positive("limitBytes", args.limit_bytes)?;
     let ns = ctx.namespace_for(args.namespace.as_deref())?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    ensure_access(&api, &args.name, who).await?;
     let container = match args.container {
         Some(c) => Some(c),
         None => {

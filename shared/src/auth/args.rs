@@ -43,7 +43,35 @@ pub struct AuthArgs {
     pub jwks_min_refetch_seconds: u64,
 }
 
+impl Default for AuthArgs {
+    /// Auth off, every other setting at its flag's default.
+    fn default() -> Self {
+        AuthArgs {
+            enabled: false,
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwks_uri: None,
+            auth_sub_jsonpath: "$.sub".into(),
+            auth_issuer: None,
+            auth_audience: Vec::new(),
+            auth_leeway_seconds: 30,
+            auth_token_cache_size: 10_000,
+            jwks_refresh_seconds: 300,
+            jwks_min_refetch_seconds: 10,
+        }
+    }
+}
+
 impl AuthArgs {
+    /// Auth on with an HS256 secret (`nocrd9 dev`, tests).
+    pub fn hs256(secret: &str) -> AuthArgs {
+        AuthArgs {
+            enabled: true,
+            jwt_secret: Some(secret.to_string()),
+            ..AuthArgs::default()
+        }
+    }
+
     /// The verifier when auth is on, `None` when off; every problem at once otherwise.
     pub fn build(&self) -> Result<Option<Arc<Verifier>>, Vec<String>> {
         if !self.enabled {
@@ -127,6 +155,13 @@ mod tests {
         .err()
         .unwrap_or_default();
         assert!(bad_pem[0].contains("not a PEM"), "{bad_pem:?}");
+    }
+
+    #[test]
+    fn default_matches_the_flag_defaults() {
+        let parsed = parse(&[]);
+        let d = AuthArgs::default();
+        assert_eq!(format!("{parsed:?}"), format!("{d:?}"));
     }
 
     #[test]
