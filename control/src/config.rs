@@ -99,6 +99,12 @@ pub struct Args {
     /// The Pod Security Standard every pod spec arriving through a tool must meet.
     #[arg(long, env = "POD_SECURITY", value_enum, default_value = "baseline")]
     pub pod_security: crate::pod_security::Level,
+    /// Base URL of an OCI/Docker registry for `list_registry_images`.
+    #[arg(long, env = "REGISTRY_URL")]
+    pub registry_url: Option<String>,
+    /// Register only the read tools; calls to write tools are refused.
+    #[arg(long, env = "READ_ONLY")]
+    pub read_only: bool,
     #[command(flatten)]
     pub auth: shared::auth::AuthArgs,
 }
@@ -120,6 +126,13 @@ pub fn validate(args: &Args) -> Result<(), Vec<String>> {
     {
         problems.push(format!(
             "--gateway-url {url:?} must start with http:// or https://"
+        ));
+    }
+    if let Some(url) = &args.registry_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        problems.push(format!(
+            "--registry-url {url:?} must start with http:// or https://"
         ));
     }
     if let Err(auth) = args.auth.build() {

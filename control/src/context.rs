@@ -26,6 +26,10 @@ pub struct Context {
     pub pod_security: crate::pod_security::Level,
     /// Token verification for the HTTP transport (`None`: auth off).
     pub auth: Option<Arc<shared::auth::Verifier>>,
+    /// `REGISTRY_URL`, for `list_registry_images`.
+    pub registry_url: Option<String>,
+    /// `--read-only`: write tools are neither listed nor callable.
+    pub read_only: bool,
 }
 
 impl Context {
@@ -46,6 +50,8 @@ impl Context {
             permissions: None,
             pod_security: crate::pod_security::Level::Baseline,
             auth: None,
+            registry_url: None,
+            read_only: false,
         }
     }
 

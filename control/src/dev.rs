@@ -138,6 +138,8 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         disable_permission_checks: false,
         pod_security: crate::pod_security::Level::Baseline,
         auth: shared::auth::AuthArgs::hs256(&secret),
+        registry_url: None,
+        read_only: false,
     };
     let control = Control::start(&args, client).await?;
     let mcp_addr = control
@@ -196,6 +198,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
             wait_timeout: Duration::from_secs(60),
         },
         &dev_user,
+        &crate::progress::Progress::none(),
     )
     .await
     .map_err(|e| anyhow::anyhow!("spawning the demo workspace: {}", e.message))?;

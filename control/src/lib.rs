@@ -10,6 +10,7 @@ pub mod http;
 pub mod mcp;
 pub mod permissions;
 pub mod pod_security;
+pub mod progress;
 pub mod publish;
 pub mod routes;
 pub mod run;

@@ -44,6 +44,8 @@ impl Control {
             args.gateway_url.clone(),
         );
         ctx.pod_security = args.pod_security;
+        ctx.registry_url = args.registry_url.clone();
+        ctx.read_only = args.read_only;
         ctx.auth = args
             .auth
             .build()

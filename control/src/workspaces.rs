@@ -16,6 +16,7 @@ use crate::caller::{self, Caller};
 use crate::context::Context;
 use crate::mcp::outcome::{Outcome, ToolError};
 use crate::pod_security;
+use crate::progress::Progress;
 use crate::spawner::{self, SpawnInput};
 use crate::templates::{self, Template};
 
@@ -104,7 +105,12 @@ fn spawn_outcome(
 
 /// Spawns a workspace, or returns the existing one with this id. An id is unique per
 /// namespace whoever asks: someone else's workspace is neither returned nor duplicated.
-pub async fn spawn(ctx: &Context, req: SpawnRequest, who: &Caller) -> Result<Outcome, ToolError> {
+pub async fn spawn(
+    ctx: &Context,
+    req: SpawnRequest,
+    who: &Caller,
+    progress: &Progress,
+) -> Result<Outcome, ToolError> {
     let id = parse_id(&req.id)?;
     let ns = ctx.namespace_for(req.namespace.as_deref())?;
     // One spawn per id at a time in this process, so two concurrent calls make one pod.
@@ -119,7 +125,7 @@ pub async fn spawn(ctx: &Context, req: SpawnRequest, who: &Caller) -> Result<Out
             });
         }
         let ready = !req.wait
-            || wait_routable(ctx, &id, &pod, req.wait_timeout)
+            || wait_routable(ctx, &id, &pod, req.wait_timeout, progress)
                 .await
                 .is_ok();
         return Ok(spawn_outcome(ctx, &id, &pod, true, ready));
@@ -161,6 +167,9 @@ pub async fn spawn(ctx: &Context, req: SpawnRequest, who: &Caller) -> Result<Out
         }
     }
 
+    progress
+        .report(1, SPAWN_STEPS, format!("creating workspace {id}"))
+        .await;
     let mut created_sa = false;
     if let Some(sa) = &plan.service_account {
         let sas: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
@@ -203,19 +212,33 @@ pub async fn spawn(ctx: &Context, req: SpawnRequest, who: &Caller) -> Result<Out
             return Err(e.into());
         }
     };
+    progress
+        .report(
+            2,
+            SPAWN_STEPS,
+            format!(
+                "pod {} created; waiting for it to run",
+                pod.metadata.name.as_deref().unwrap_or_default()
+            ),
+        )
+        .await;
     if req.wait {
-        wait_routable(ctx, &id, &pod, req.wait_timeout).await?;
+        wait_routable(ctx, &id, &pod, req.wait_timeout, progress).await?;
     }
     Ok(spawn_outcome(ctx, &id, &pod, false, req.wait))
 }
 
 /// Waits until the pod's route is Ready in the published table and every connected
 /// gateway has applied it, so the first request to the URL succeeds.
+/// Progress steps of a spawn: created, pod running, route applied everywhere.
+const SPAWN_STEPS: u32 = 4;
+
 async fn wait_routable(
     ctx: &Context,
     id: &WorkspaceId,
     pod: &Pod,
     timeout: Duration,
+    progress: &Progress,
 ) -> Result<(), ToolError> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + timeout;
@@ -243,11 +266,23 @@ async fn wait_routable(
             changed = versions.changed() => if changed.is_err() { return Err(timed_out()) },
         }
     };
+    let gateways = publisher.gateways().len();
+    progress
+        .report(
+            3,
+            SPAWN_STEPS,
+            format!("pod ready; waiting for {gateways} gateway(s) to apply its route"),
+        )
+        .await;
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     publisher
         .wait_applied(version, left)
         .await
-        .map_err(|_| timed_out())
+        .map_err(|_| timed_out())?;
+    progress
+        .report(4, SPAWN_STEPS, format!("workspace {id} is routable"))
+        .await;
+    Ok(())
 }
 
 pub async fn stop(

@@ -102,6 +102,7 @@ async fn pod_tools_over_streamable_http() {
             "get_template",
             "list_namespaces",
             "list_pods",
+            "list_registry_images",
             "list_templates",
             "list_workspaces",
             "patch_pod",

@@ -6,6 +6,8 @@ pub mod from_template;
 pub mod outcome;
 pub mod pod_writes;
 pub mod pods;
+pub mod registry;
+pub mod resources;
 pub mod template_writes;
 pub mod workspace_args;
 
@@ -37,11 +39,8 @@ pub struct NoCrdServer {
 #[tool_router]
 impl NoCrdServer {
     pub fn new(ctx: Context) -> Self {
-        let ctx_permissions = ctx.permissions.clone();
-        NoCrdServer {
-            ctx,
-            tool_router: Self::routes_for(&ctx_permissions),
-        }
+        let tool_router = Self::routes_for(&ctx);
+        NoCrdServer { ctx, tool_router }
     }
 
     #[tool(
@@ -179,6 +178,17 @@ impl NoCrdServer {
     async fn list_namespaces(&self) -> Result<CallToolResult, McpError> {
         Ok(to_result(pods::list_namespaces(&self.ctx).await))
     }
+
+    #[tool(
+        description = "List the images (<registry>/<repository>:<tag>) in the registry at REGISTRY_URL, optionally only repositories starting with `repository`; at most `limit` (default 500). Repositories whose tags cannot be read are reported.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn list_registry_images(
+        &self,
+        Parameters(args): Parameters<registry::RegistryArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(to_result(registry::list_images(&self.ctx, args).await))
+    }
 }
 
 #[tool_router(router = workspace_router, vis = "pub(crate)")]
@@ -282,7 +292,10 @@ impl NoCrdServer {
                 args.wait_timeout_seconds.unwrap_or(120),
             )),
         };
-        Ok(to_result(workspaces::spawn(&self.ctx, req, &who).await))
+        let progress = crate::progress::Progress::for_request(&rc);
+        Ok(to_result(
+            workspaces::spawn(&self.ctx, req, &who, &progress).await,
+        ))
     }
 
     #[tool(
@@ -320,6 +333,20 @@ impl NoCrdServer {
     }
 }
 
+/// Tools that change nothing (all that `--read-only` keeps).
+pub const READ_TOOLS: &[&str] = &[
+    "current_namespace",
+    "check_permissions",
+    "list_pods",
+    "get_pod",
+    "get_pod_logs",
+    "list_namespaces",
+    "list_registry_images",
+    "list_templates",
+    "get_template",
+    "list_workspaces",
+];
+
 /// Every tool that may be gated by permissions (the always-available ones are not listed).
 pub const ALL_TOOLS: &[&str] = &[
     "list_pods",
@@ -341,24 +368,101 @@ pub const ALL_TOOLS: &[&str] = &[
 ];
 
 impl NoCrdServer {
-    /// All routes, less the tools the startup check found this identity cannot use.
-    fn routes_for(
-        report: &Option<std::sync::Arc<crate::permissions::PermissionReport>>,
-    ) -> ToolRouter<Self> {
+    /// All routes, less the tools the startup check found this identity cannot use and,
+    /// with `--read-only`, every write tool.
+    fn routes_for(ctx: &Context) -> ToolRouter<Self> {
         let mut router = Self::tool_router() + Self::workspace_router();
-        if let Some(report) = report {
+        if let Some(report) = &ctx.permissions {
             for tool in &report.disabled {
                 router.remove_route(tool);
             }
         }
+        if ctx.read_only {
+            let writes: Vec<String> = router
+                .list_all()
+                .into_iter()
+                .map(|t| t.name.to_string())
+                .filter(|n| !READ_TOOLS.contains(&n.as_str()))
+                .collect();
+            for tool in writes {
+                router.remove_route(&tool);
+            }
+        }
         router
+    }
+
+    /// Why a known tool is not routed, as a tool error the agent can read (instead of a
+    /// bare "tool not found").
+    fn why_unavailable(&self, name: &str) -> Option<String> {
+        if self.ctx.read_only && !READ_TOOLS.contains(&name) && ALL_TOOLS.contains(&name) {
+            return Some(format!(
+                "{name} changes the cluster and this server runs with --read-only (READ_ONLY=true)"
+            ));
+        }
+        let report = self.ctx.permissions.as_ref()?;
+        report.disabled.iter().any(|t| t == name).then(|| {
+            format!("{name} is disabled: this server's Kubernetes identity lacks the permissions it needs (see check_permissions)")
+        })
     }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for NoCrdServer {
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        if !self.tool_router.has_route(&request.name)
+            && let Some(why) = self.why_unavailable(&request.name)
+        {
+            return Ok(to_result(Err(outcome::ToolError {
+                code: 403,
+                message: why,
+            }))
+            .into());
+        }
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        Ok(rmcp::model::ListResourcesResult::with_all_items(
+            resources::list(&self.ctx).await,
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, McpError> {
+        Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
+        resources::read(&self.ctx, &request.uri)
+            .await
+            .map(Into::into)
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
             .with_server_info(Implementation::new("nogoo9", env!("CARGO_PKG_VERSION")))
             .with_instructions("no-crd: Kubernetes pods and workspaces for agents. Start with current_namespace, then list_pods.")
     }
