@@ -2,8 +2,10 @@
 //! real publisher over a Unix socket, in front of the simulated cluster's workspace apps.
 
 mod auth;
+mod e2e;
 mod harness;
 
 mod proxy;
+mod streams;
 mod sync;
 mod tls;

@@ -1,0 +1,129 @@
+//! End to end with the real control plane on the simulated cluster: an agent spawns a
+//! workspace over MCP, and the very first request to the returned URL succeeds (no
+//! retry: spawn returns only once this gateway has applied the route); after stop, 404.
+
+use std::time::Duration;
+
+use control::config::Args;
+use control::run::Control;
+use loadtest::sim::{Sim, SimConfig};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::json;
+
+use crate::harness::{Options, TestGateway, eventually, get};
+
+const SECRET: &str = "e2e-test-secret-e2e-test-secret-e2e-test";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = Sim::start(SimConfig::for_tests())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let socket = dir.path().join("control.sock");
+    let socket_arg = socket.to_string_lossy().to_string();
+    let args = <Args as clap::Parser>::try_parse_from([
+        "nocrd9",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--gateway-socket",
+        &socket_arg,
+        "--gateway-url",
+        "http://gw.test:8080",
+        "--auth-enabled",
+        "--jwt-secret",
+        SECRET,
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let control = Control::start(&args, kube)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let verifier = args.auth.build().unwrap_or_else(|e| panic!("{e:?}"));
+    let gw = TestGateway::start_with(
+        &socket,
+        Options {
+            auth: verifier,
+            ..Default::default()
+        },
+    )
+    .await;
+    eventually("the gateway connected to control", || async {
+        (!control.publisher.gateways().is_empty()).then_some(())
+    })
+    .await;
+
+    let token = shared::auth::mint::hs256(
+        SECRET.as_bytes(),
+        &shared::auth::mint::claims_for("agent-7", 600),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = StreamableHttpClientTransportConfig::with_uri(format!(
+        "http://{}/mcp",
+        control.http_addr.unwrap_or_else(|| panic!("http"))
+    ));
+    config.auth_header = Some(token.clone());
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    let spawn = |id: &str| {
+        CallToolRequestParams::new("spawn_workspace").with_arguments(
+            json!({"id": id, "spec": {"containers": [{"name": "app", "image": "node:20-alpine"}]}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )
+    };
+    let bearer = format!("Bearer {token}");
+    // Several times, so a race between "spawn returned" and "route applied" would show.
+    for i in 0..5 {
+        let id = format!("e2e-{i}");
+        let r = tokio::time::timeout(Duration::from_secs(60), client.call_tool(spawn(&id)))
+            .await
+            .unwrap_or_else(|_| panic!("spawn timed out"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = r.structured_content.clone().unwrap_or_default();
+        assert_eq!(out["status"], "ready", "{out}");
+        assert_eq!(out["url"], format!("http://gw.test:8080/route/{id}/"));
+        let first = get(
+            gw.addr,
+            &format!("/route/{id}/first"),
+            &[("authorization", &bearer)],
+        )
+        .await;
+        assert_eq!(
+            first.status, 200,
+            "the first request succeeds: {}",
+            first.body
+        );
+        assert_eq!(first.json()["path"], "/first");
+        assert_eq!(first.json()["headers"]["x-forwarded-user"], "agent-7");
+    }
+    let stop = CallToolRequestParams::new("stop_workspace").with_arguments(
+        json!({"id": "e2e-0"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let r = client
+        .call_tool(stop)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(r.is_error, Some(true));
+    eventually("the stopped workspace answers 404", || async {
+        let r = get(gw.addr, "/route/e2e-0/", &[("authorization", &bearer)]).await;
+        (r.status == 404).then_some(())
+    })
+    .await;
+    let _ = client.cancel().await;
+    drop(gw);
+    control.stop().await;
+    sim.shutdown().await;
+}
