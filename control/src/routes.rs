@@ -26,11 +26,11 @@ pub fn route_for_pod(pod: &Pod, default_port: u16) -> Option<Route> {
     let workspace_id = WorkspaceId::parse(labels.get(names::WORKSPACE_ID_LABEL)?).ok()?;
     let pod_uid = meta.uid.clone()?;
     let annotations = meta.annotations.as_ref();
-    let port = annotations
+    let named_port = annotations
         .and_then(|a| a.get(names::WORKSPACE_PORT_ANNOTATION))
         .and_then(|p| p.parse::<u16>().ok())
-        .filter(|p| *p != 0)
-        .unwrap_or(default_port);
+        .filter(|p| *p != 0);
+    let port = named_port.unwrap_or(default_port);
     let status = pod.status.as_ref();
     let ip: Option<IpAddr> = status
         .and_then(|s| s.pod_ip.as_deref())
@@ -52,6 +52,7 @@ pub fn route_for_pod(pod: &Pod, default_port: u16) -> Option<Route> {
         owner_sub: annotations
             .and_then(|a| a.get(names::USER_SUB_ANNOTATION))
             .cloned(),
+        port_is_default: named_port.is_none(),
     })
 }
 
@@ -84,6 +85,10 @@ mod tests {
             Some("127.10.0.7:3000".parse().unwrap_or_else(|e| panic!("{e}")))
         );
         assert_eq!(r.owner_sub.as_deref(), Some("alice@example.com"));
+        assert!(
+            r.port_is_default,
+            "no annotation: each gateway's default port"
+        );
         let annotated =
             pod(json!({"metadata": {"annotations": {"nogoo9/workspace-port": "8888"}}}));
         assert_eq!(
@@ -91,6 +96,10 @@ mod tests {
                 .and_then(|r| r.addr)
                 .map(|a| a.port()),
             Some(8888)
+        );
+        assert_eq!(
+            route_for_pod(&annotated, 3000).map(|r| r.port_is_default),
+            Some(false)
         );
         let bad_port = pod(json!({"metadata": {"annotations": {"nogoo9/workspace-port": "http"}}}));
         assert_eq!(

@@ -178,6 +178,7 @@ mod tests {
             state: shared::route::RouteState::Ready,
             addr: None,
             owner_sub: owner.map(str::to_string),
+            port_is_default: false,
         };
         let alice = Identity {
             sub: "alice".into(),

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod reject;
@@ -46,6 +47,9 @@ pub struct GatewayConfig {
     pub forward_auth: bool,
     /// Serve TLS (HTTP/2 by ALPN) with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
+    pub limits: limits::Limits,
+    /// The port of workspaces whose route says "the default" (no port annotation).
+    pub default_workspace_port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -148,7 +152,16 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
     });
     let mut proxy = pingora::proxy::http_proxy_service(
         &server.configuration,
-        GatewayProxy::new(store.clone(), metrics.clone(), auth, config.tls.is_some()),
+        GatewayProxy::new(
+            store.clone(),
+            metrics.clone(),
+            auth,
+            proxy::ProxySettings {
+                tls: config.tls.is_some(),
+                limits: config.limits.clone(),
+                default_workspace_port: config.default_workspace_port,
+            },
+        ),
     );
     match &config.tls {
         None => proxy.add_tcp(&config.listen.to_string()),

@@ -45,6 +45,24 @@ struct Args {
     /// `token` query parameter and cookie).
     #[arg(long, env = "FORWARD_AUTH")]
     forward_auth: bool,
+    /// Port of workspaces whose pod names none (`nogoo9/workspace-port`).
+    #[arg(long, env = "DEFAULT_WORKSPACE_PORT", default_value_t = 3000, value_parser = clap::value_parser!(u16).range(1..))]
+    default_workspace_port: u16,
+    /// Largest request line plus headers, in bytes (431 above).
+    #[arg(long, env = "GATEWAY_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
+    max_header_bytes: usize,
+    /// Seconds for an upstream to accept, read or write on an ordinary request (504 after).
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    upstream_timeout_secs: u64,
+    /// Seconds a client may stall while sending a request.
+    #[arg(long, env = "GATEWAY_DOWNSTREAM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    downstream_timeout_secs: u64,
+    /// Seconds a WebSocket or event stream may sit idle (each direction) before it is closed.
+    #[arg(long, env = "GATEWAY_UPGRADED_IDLE_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    upgraded_idle_timeout_secs: u64,
+    /// Concurrent requests and WebSockets per workspace (503 above).
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS_PER_WORKSPACE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_workspace: u32,
     #[command(flatten)]
     auth: shared::auth::AuthArgs,
 }
@@ -108,6 +126,14 @@ fn main() -> ExitCode {
         grace_period_secs: args.grace_period_secs,
         auth,
         forward_auth: args.forward_auth,
+        default_workspace_port: args.default_workspace_port,
+        limits: gateway::limits::Limits {
+            max_header_bytes: args.max_header_bytes,
+            upstream_timeout: std::time::Duration::from_secs(args.upstream_timeout_secs),
+            downstream_timeout: std::time::Duration::from_secs(args.downstream_timeout_secs),
+            upgraded_idle_timeout: std::time::Duration::from_secs(args.upgraded_idle_timeout_secs),
+            max_connections_per_workspace: args.max_connections_per_workspace,
+        },
         tls: args
             .tls_cert
             .zip(args.tls_key)

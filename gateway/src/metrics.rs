@@ -14,13 +14,13 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-const REJECTS: [Reject; 11] = Reject::ALL;
+const REJECTS: [Reject; 13] = Reject::ALL;
 const AUTH_REASONS: [&str; 12] = shared::auth::AuthError::CODES;
 
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
     proxied: AtomicU64,
-    rejected: [AtomicU64; 11],
+    rejected: [AtomicU64; 13],
     auth_failures: [AtomicU64; 12],
     auth_cache_hits: AtomicU64,
     auth_verified: AtomicU64,

@@ -25,6 +25,7 @@ use shared::auth::http::{self as auth_http, TokenSource};
 use shared::route::{Route, RouteState};
 
 use crate::auth::{self, GatewayAuth};
+use crate::limits::{self, ConnectionCounts, Limits, Slot};
 use crate::metrics::GatewayMetrics;
 use crate::reject::Reject;
 use crate::routing::{self, Target};
@@ -42,6 +43,8 @@ const FORWARDED_HEADERS: [&str; 6] = [
 
 /// How long to wait for a workspace to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an unused pooled upstream connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct GatewayProxy {
     store: Arc<RouteStore>,
@@ -49,6 +52,16 @@ pub struct GatewayProxy {
     auth: Option<GatewayAuth>,
     /// The listener speaks TLS (`X-Forwarded-Proto`, `Secure` cookies).
     tls: bool,
+    limits: Limits,
+    default_workspace_port: u16,
+    connections: Arc<ConnectionCounts>,
+}
+
+/// The proxy's settings beyond routes and auth.
+pub struct ProxySettings {
+    pub tls: bool,
+    pub limits: Limits,
+    pub default_workspace_port: u16,
 }
 
 impl GatewayProxy {
@@ -56,13 +69,16 @@ impl GatewayProxy {
         store: Arc<RouteStore>,
         metrics: Arc<GatewayMetrics>,
         auth: Option<GatewayAuth>,
-        tls: bool,
+        settings: ProxySettings,
     ) -> Self {
         GatewayProxy {
             store,
             metrics,
             auth,
-            tls,
+            tls: settings.tls,
+            limits: settings.limits,
+            default_workspace_port: settings.default_workspace_port,
+            connections: Arc::default(),
         }
     }
 
@@ -122,6 +138,10 @@ pub struct RequestCtx {
     auth_reason: Option<&'static str>,
     identity: Option<Identity>,
     token_source: Option<TokenSource>,
+    /// A WebSocket upgrade or an event stream: idle timeouts instead of request ones.
+    long_lived: bool,
+    /// This request's place under the workspace's connection cap.
+    _slot: Option<Slot>,
 }
 
 /// FNV-1a of the pod UID: pooled connections are keyed by it, so a connection opened to
@@ -165,10 +185,27 @@ impl ProxyHttp for GatewayProxy {
             auth_reason: None,
             identity: None,
             token_source: None,
+            long_lived: false,
+            _slot: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if limits::head_bytes(session.req_header()) > self.limits.max_header_bytes {
+            return reject(session, ctx, Reject::HeadersTooLarge).await;
+        }
+        ctx.long_lived = session.is_upgrade_req()
+            || session
+                .req_header()
+                .headers
+                .get("accept")
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("text/event-stream"));
+        session.set_read_timeout(Some(if ctx.long_lived {
+            self.limits.upgraded_idle_timeout
+        } else {
+            self.limits.downstream_timeout
+        }));
         let uri = &session.req_header().uri;
         if let Some(suffix) = uri.path().strip_prefix(auth_http::METADATA_PATH)
             && (suffix.is_empty() || suffix.starts_with('/'))
@@ -214,6 +251,13 @@ impl ProxyHttp for GatewayProxy {
         if route.state != RouteState::Ready || route.upstream().is_none() {
             return reject(session, ctx, Reject::WorkspaceNotReady).await;
         }
+        match self
+            .connections
+            .acquire(id.as_str(), self.limits.max_connections_per_workspace)
+        {
+            Some(slot) => ctx._slot = Some(slot),
+            None => return reject(session, ctx, Reject::WorkspaceBusy).await,
+        }
         let strip = self.auth.as_ref().is_some_and(|a| !a.forward_auth);
         ctx.upstream_path = Some(if strip {
             auth::strip_query_token(&upstream)
@@ -233,12 +277,23 @@ impl ProxyHttp for GatewayProxy {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
-        let addr: SocketAddr = route
+        let mut addr: SocketAddr = route
             .upstream()
             .ok_or_else(|| Error::explain(InternalError, "route has no address"))?;
+        if route.port_is_default {
+            addr.set_port(self.default_workspace_port);
+        }
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.group_key = pool_key(&route.pod_uid);
-        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+        peer.options.connection_timeout = Some(CONNECT_TIMEOUT.min(self.limits.upstream_timeout));
+        let io_timeout = if ctx.long_lived {
+            self.limits.upgraded_idle_timeout
+        } else {
+            self.limits.upstream_timeout
+        };
+        peer.options.read_timeout = Some(io_timeout);
+        peer.options.write_timeout = Some(io_timeout);
+        peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
         Ok(Box::new(peer))
     }
 

@@ -16,6 +16,8 @@ pub enum Reject {
     BadPath,
     Unauthorized,
     Forbidden,
+    HeadersTooLarge,
+    WorkspaceBusy,
     UpstreamUnavailable,
     UpstreamTimeout,
     Internal,
@@ -23,7 +25,7 @@ pub enum Reject {
 
 impl Reject {
     /// Every answer, in a fixed order (metrics label them by code).
-    pub const ALL: [Reject; 11] = [
+    pub const ALL: [Reject; 13] = [
         Reject::NotFound,
         Reject::WorkspaceNotFound,
         Reject::WorkspaceNotReady,
@@ -32,6 +34,8 @@ impl Reject {
         Reject::BadPath,
         Reject::Unauthorized,
         Reject::Forbidden,
+        Reject::HeadersTooLarge,
+        Reject::WorkspaceBusy,
         Reject::UpstreamUnavailable,
         Reject::UpstreamTimeout,
         Reject::Internal,
@@ -52,6 +56,8 @@ impl Reject {
             Reject::InvalidWorkspaceId | Reject::BadPath => 400,
             Reject::Unauthorized => 401,
             Reject::Forbidden => 403,
+            Reject::HeadersTooLarge => 431,
+            Reject::WorkspaceBusy => 503,
             Reject::UpstreamUnavailable => 502,
             Reject::UpstreamTimeout => 504,
             Reject::Internal => 500,
@@ -68,6 +74,8 @@ impl Reject {
             Reject::BadPath => "bad_path",
             Reject::Unauthorized => "unauthorized",
             Reject::Forbidden => "forbidden",
+            Reject::HeadersTooLarge => "headers_too_large",
+            Reject::WorkspaceBusy => "workspace_connection_limit",
             Reject::UpstreamUnavailable => "upstream_unavailable",
             Reject::UpstreamTimeout => "upstream_timeout",
             Reject::Internal => "internal_error",
@@ -92,6 +100,10 @@ impl Reject {
             }
             Reject::Unauthorized => "a valid token is required",
             Reject::Forbidden => "this workspace belongs to someone else",
+            Reject::HeadersTooLarge => "the request line and headers are too large",
+            Reject::WorkspaceBusy => {
+                "the workspace has as many open connections as it may; retry shortly"
+            }
             Reject::UpstreamUnavailable => "the workspace did not accept the connection",
             Reject::UpstreamTimeout => "the workspace did not answer in time",
             Reject::Internal => "the gateway failed to handle the request",
@@ -100,8 +112,11 @@ impl Reject {
 
     /// Whether clients should retry (with `Retry-After`).
     pub fn retry_after(self) -> Option<u32> {
-        matches!(self, Reject::WorkspaceNotReady | Reject::TableNotLoaded)
-            .then_some(RETRY_AFTER_SECS)
+        matches!(
+            self,
+            Reject::WorkspaceNotReady | Reject::TableNotLoaded | Reject::WorkspaceBusy
+        )
+        .then_some(RETRY_AFTER_SECS)
     }
 
     pub fn body(self) -> Bytes {

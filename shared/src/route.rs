@@ -31,6 +31,11 @@ pub struct Route {
     /// The owner's subject (`nogoo9/user-sub`); `None` when auth was off at spawn.
     #[serde(default)]
     pub owner_sub: Option<String>,
+    /// The pod names no port (no `nogoo9/workspace-port`): each gateway uses its own
+    /// `--default-workspace-port` instead of `addr`'s port. Absent (false) from
+    /// controls that predate it, whose port is then used as sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub port_is_default: bool,
 }
 
 impl Route {

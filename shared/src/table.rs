@@ -203,6 +203,7 @@ mod tests {
             state: RouteState::Ready,
             addr: Some(([127, 10, 0, ip], 3000).into()),
             owner_sub: Some("alice".into()),
+            port_is_default: false,
         }
     }
 

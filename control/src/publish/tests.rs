@@ -20,6 +20,7 @@ fn route(id: &str, uid: &str) -> Route {
         state: RouteState::Ready,
         addr: Some(([127, 10, 0, 1], 3000).into()),
         owner_sub: None,
+        port_is_default: false,
     }
 }
 

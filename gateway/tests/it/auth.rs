@@ -67,6 +67,7 @@ pub fn route(id: &str, addr: SocketAddr, owner: Option<&str>) -> Change {
             state: RouteState::Ready,
             addr: Some(addr),
             owner_sub: owner.map(str::to_string),
+            port_is_default: false,
         },
     }
 }

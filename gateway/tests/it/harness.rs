@@ -44,6 +44,8 @@ pub struct Options {
     pub auth: Option<std::sync::Arc<shared::auth::Verifier>>,
     pub forward_auth: bool,
     pub tls: Option<gateway::TlsFiles>,
+    pub limits: gateway::limits::Limits,
+    pub default_workspace_port: Option<u16>,
 }
 
 impl TestGateway {
@@ -65,6 +67,8 @@ impl TestGateway {
             auth: opts.auth,
             forward_auth: opts.forward_auth,
             tls: opts.tls,
+            limits: opts.limits,
+            default_workspace_port: opts.default_workspace_port.unwrap_or(3000),
         };
         let gw = build(&config).unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = tokio::sync::oneshot::channel();

@@ -4,6 +4,7 @@
 mod auth;
 mod e2e;
 mod harness;
+mod limits;
 
 mod proxy;
 mod streams;

@@ -50,6 +50,7 @@ fn route(id: &str, state: RouteState, addr: Option<std::net::SocketAddr>) -> Rou
         state,
         addr,
         owner_sub: None,
+        port_is_default: false,
     }
 }
 

@@ -1,0 +1,177 @@
+//! Limits and timeouts through the real gateway: the per-workspace connection cap, the
+//! header size limit, the upstream timeout (504) while long-lived streams get the idle
+//! timeout instead, and the gateway's own default workspace port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use shared::ids::WorkspaceId;
+use shared::route::{Route, RouteState};
+use shared::table::Change;
+use tokio::sync::Notify;
+
+use crate::auth::{publish, route};
+use crate::harness::{Options, TestGateway, get};
+use crate::proxy::control;
+
+/// `/hold` answers only when released; `/slow-events` sends three events 1.5 s apart;
+/// anything else answers at once.
+async fn upstream(release: Arc<Notify>) -> SocketAddr {
+    let app = axum::Router::new()
+        .route(
+            "/hold",
+            axum::routing::get(move || {
+                let release = release.clone();
+                async move {
+                    release.notified().await;
+                    "released"
+                }
+            }),
+        )
+        .route(
+            "/slow-events",
+            axum::routing::get(|| async {
+                let events = futures::stream::unfold(0u8, |i| async move {
+                    if i == 3 {
+                        return None;
+                    }
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(1500)).await;
+                    }
+                    Some((Ok::<_, std::io::Error>(format!("data: {i}\n\n")), i + 1))
+                });
+                (
+                    [("content-type", "text/event-stream")],
+                    Body::from_stream(events),
+                )
+            }),
+        )
+        .fallback(|| async { "ok" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_limits_and_timeouts() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ctl = control();
+    let release = Arc::new(Notify::new());
+    let up = upstream(release.clone()).await;
+    let gw = TestGateway::start_with(
+        &ctl.socket,
+        Options {
+            limits: gateway::limits::Limits {
+                max_header_bytes: 4096,
+                upstream_timeout: Duration::from_secs(1),
+                downstream_timeout: Duration::from_secs(5),
+                upgraded_idle_timeout: Duration::from_secs(10),
+                max_connections_per_workspace: 2,
+            },
+            default_workspace_port: Some(up.port()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let unnamed_port = Change::Upsert {
+        route: Route {
+            workspace_id: WorkspaceId::parse("defport").unwrap_or_else(|e| panic!("{e}")),
+            pod_uid: "uid-defport".into(),
+            namespace: "default".into(),
+            state: RouteState::Ready,
+            // Control's idea of the default port (1) is not this gateway's.
+            addr: Some(SocketAddr::new(up.ip(), 1)),
+            owner_sub: None,
+            port_is_default: true,
+        },
+    };
+    publish(&ctl, vec![route("capped", up, None), unnamed_port]).await;
+
+    // The gateway's --default-workspace-port applies to routes that name no port.
+    let r = get(gw.addr, "/route/defport/", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+
+    // Headers over the limit: 431 with our code.
+    let big = "y".repeat(5000);
+    let r = get(gw.addr, "/route/capped/", &[("x-big", &big)]).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (431, Some("headers_too_large"))
+    );
+
+    // Upstream timeout: a request the workspace never answers ends in 504 after ~1 s.
+    let started = std::time::Instant::now();
+    let r = get(gw.addr, "/route/capped/hold", &[]).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (504, Some("upstream_timeout"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // An event stream is long-lived: gaps longer than the upstream timeout are fine.
+    let r = get(
+        gw.addr,
+        "/route/capped/slow-events",
+        &[("accept", "text/event-stream")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("data: 2"), "{}", r.body);
+
+    // The connection cap: two held requests fill it, the third gets 503 + Retry-After.
+    let gw_addr = gw.addr;
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(async move {
+                get(
+                    gw_addr,
+                    "/route/capped/hold",
+                    &[("accept", "text/event-stream")],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut third = None;
+    for _ in 0..100 {
+        let r = get(gw.addr, "/route/capped/other", &[]).await;
+        if r.status == 503 {
+            third = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let third = third.unwrap_or_else(|| panic!("the cap was never reached"));
+    assert_eq!(third.json()["error"], "workspace_connection_limit");
+    assert_eq!(third.header("retry-after"), Some("2"));
+    assert_eq!(
+        get(gw.addr, "/route/defport/", &[]).await.status,
+        200,
+        "other workspaces unaffected"
+    );
+    release.notify_waiters();
+    for h in held {
+        let r = h.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((r.status, r.body.as_str()), (200, "released"));
+    }
+    assert_eq!(
+        get(gw.addr, "/route/capped/again", &[]).await.status,
+        200,
+        "slots are given back"
+    );
+    let metrics = get(gw.admin, "/metrics", &[]).await.body;
+    assert!(
+        metrics.contains("nocrd9_gateway_requests_total{outcome=\"workspace_connection_limit\"} 1"),
+        "{metrics}"
+    );
+    ctl.stop.cancel();
+}
