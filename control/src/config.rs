@@ -105,6 +105,9 @@ pub struct Args {
     /// Register only the read tools; calls to write tools are refused.
     #[arg(long, env = "READ_ONLY")]
     pub read_only: bool,
+    /// Seconds between writes of gateway-reported activity to pods (`nogoo9/last-activity`).
+    #[arg(long, env = "ACTIVITY_ANNOTATE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub activity_annotate_seconds: u64,
     #[command(flatten)]
     pub auth: shared::auth::AuthArgs,
 }

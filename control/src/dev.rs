@@ -139,6 +139,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         pod_security: crate::pod_security::Level::Baseline,
         auth: shared::auth::AuthArgs::hs256(&secret),
         registry_url: None,
+        activity_annotate_seconds: 30,
         read_only: false,
     };
     let control = Control::start(&args, client).await?;

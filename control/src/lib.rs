@@ -2,6 +2,7 @@
 //! land with the rest of the control-plane issue), the route source (workspace pods →
 //! routes) and the route publisher to gateways.
 
+pub mod activity;
 pub mod caller;
 pub mod config;
 pub mod context;

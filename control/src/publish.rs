@@ -64,6 +64,7 @@ struct Inner {
     gateways: Mutex<HashMap<u64, GatewayStatus>>,
     acks_tx: watch::Sender<u64>,
     next_conn: AtomicU64,
+    activity: Arc<shared::activity::ActivityLog>,
 }
 
 /// Cheap to clone; all clones publish the same table.
@@ -89,8 +90,14 @@ impl Publisher {
                 gateways: Mutex::new(HashMap::new()),
                 acks_tx: watch::channel(0).0,
                 next_conn: AtomicU64::new(1),
+                activity: Arc::default(),
             }),
         }
+    }
+
+    /// Workspace activity reported by every gateway (latest wins).
+    pub fn activity(&self) -> &shared::activity::ActivityLog {
+        &self.inner.activity
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -374,8 +381,7 @@ impl Publisher {
                         }
                         ToControl::Ping { nonce } => write_frame(wr, &ToGateway::Pong { nonce }).await?,
                         ToControl::Pong { .. } => {}
-                        // Consumed by the activity issue; accepted (and ignored) until then.
-                        ToControl::Activity { .. } => {}
+                        ToControl::Activity { workspaces } => self.inner.activity.merge(&workspaces),
                         ToControl::Hello { .. } => {
                             write_frame(wr, &ToGateway::Nack { reason: "hello was already received".into() }).await?;
                             return Ok(());

@@ -87,9 +87,15 @@ impl Control {
             async move { p.serve(socket, s).await }
         }));
         let pods: Api<Pod> = match args.mode {
-            Mode::Namespaced => Api::namespaced(client, &args.namespace),
-            Mode::Cluster => Api::all(client),
+            Mode::Namespaced => Api::namespaced(client.clone(), &args.namespace),
+            Mode::Cluster => Api::all(client.clone()),
         };
+        tasks.push(tokio::spawn(crate::activity::annotate(
+            client.clone(),
+            publisher.clone(),
+            std::time::Duration::from_secs(args.activity_annotate_seconds),
+            shutdown.clone(),
+        )));
         let (synced_tx, synced) = watch::channel(false);
         tasks.push(tokio::spawn(crate::watch::run(
             pods,

@@ -383,8 +383,16 @@ pub async fn list(
                 .labels
                 .as_ref()
                 .and_then(|l| l.get(names::TEMPLATE_NAME_LABEL));
+            let last_activity = ctx.publisher.as_ref().and_then(|publisher| {
+                let wid = WorkspaceId::parse(&id).ok()?;
+                publisher
+                    .activity()
+                    .last_active(&wid, p.metadata.uid.as_deref()?)
+                    .map(crate::activity::rfc3339)
+            });
             json!({
                 "id": id, "name": p.metadata.name, "status": status, "url": url,
+                "lastActivity": last_activity,
                 "owner": caller::owner_of(p), "template": template,
                 "createdAt": p.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
             })

@@ -50,6 +50,8 @@ pub struct GatewayConfig {
     pub limits: limits::Limits,
     /// The port of workspaces whose route says "the default" (no port annotation).
     pub default_workspace_port: u16,
+    /// How often workspace activity is reported to control.
+    pub activity_every: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +107,7 @@ pub struct Gateway {
     pub store: Arc<RouteStore>,
     pub sync: Arc<SyncStatus>,
     pub metrics: Arc<GatewayMetrics>,
+    pub activity: Arc<shared::activity::ActivityLog>,
 }
 
 /// Runs the route feed inside Pingora's runtime until shutdown.
@@ -112,6 +115,7 @@ struct SyncService {
     config: SyncConfig,
     store: Arc<RouteStore>,
     status: Arc<SyncStatus>,
+    activity: Arc<shared::activity::ActivityLog>,
 }
 
 #[async_trait]
@@ -122,6 +126,7 @@ impl BackgroundService for SyncService {
             self.config.clone(),
             self.store.clone(),
             self.status.clone(),
+            self.activity.clone(),
             stop.clone(),
         );
         tokio::pin!(feed);
@@ -145,6 +150,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
     let store = RouteStore::new();
     let sync = Arc::new(SyncStatus::default());
     let metrics = Arc::new(GatewayMetrics::default());
+    let activity = Arc::new(shared::activity::ActivityLog::default());
 
     let auth = config.auth.clone().map(|verifier| auth::GatewayAuth {
         verifier,
@@ -160,6 +166,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
                 tls: config.tls.is_some(),
                 limits: config.limits.clone(),
                 default_workspace_port: config.default_workspace_port,
+                activity: activity.clone(),
             },
         ),
     );
@@ -192,9 +199,11 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
             config: SyncConfig {
                 socket: config.control_socket.clone(),
                 gateway_id: config.gateway_id.clone(),
+                activity_every: config.activity_every,
             },
             store: store.clone(),
             status: sync.clone(),
+            activity: activity.clone(),
         },
     ));
     server.add_service(background_service(
@@ -213,6 +222,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
         store,
         sync,
         metrics,
+        activity,
     })
 }
 

@@ -127,6 +127,7 @@ fn main() -> ExitCode {
         auth,
         forward_auth: args.forward_auth,
         default_workspace_port: args.default_workspace_port,
+        activity_every: gateway::sync::ACTIVITY_EVERY,
         limits: gateway::limits::Limits {
             max_header_bytes: args.max_header_bytes,
             upstream_timeout: std::time::Duration::from_secs(args.upstream_timeout_secs),

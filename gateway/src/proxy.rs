@@ -7,7 +7,8 @@
 //! | `request_filter` | parse the path; redirect, 400, 401/403 (token, owner), 404, 503 (not ready / no table) or pick the route |
 //! | `upstream_peer` | the pod's address; the pool is keyed by pod UID too |
 //! | `upstream_request_filter` | strip `/route/<id>` and our token, keep the query, set `X-Forwarded-*` (client copies dropped) |
-//! | `response_filter` | the workspace cookie for a page opened with `?token=` |
+//! | `response_filter` | the workspace cookie for a page opened with `?token=`; notes an upgrade |
+//! | `*_body_filter` | activity: WebSocket data frames (not pings) on upgraded connections |
 //! | `fail_to_proxy` | 502 / 504 as JSON with a stable code |
 //! | `logging` | one JSON access line and the metrics |
 
@@ -55,6 +56,7 @@ pub struct GatewayProxy {
     limits: Limits,
     default_workspace_port: u16,
     connections: Arc<ConnectionCounts>,
+    activity: Arc<shared::activity::ActivityLog>,
 }
 
 /// The proxy's settings beyond routes and auth.
@@ -62,6 +64,8 @@ pub struct ProxySettings {
     pub tls: bool,
     pub limits: Limits,
     pub default_workspace_port: u16,
+    /// Where requests and WebSocket frames are recorded for the route feed to report.
+    pub activity: Arc<shared::activity::ActivityLog>,
 }
 
 impl GatewayProxy {
@@ -79,6 +83,7 @@ impl GatewayProxy {
             limits: settings.limits,
             default_workspace_port: settings.default_workspace_port,
             connections: Arc::default(),
+            activity: settings.activity,
         }
     }
 
@@ -142,6 +147,8 @@ pub struct RequestCtx {
     long_lived: bool,
     /// This request's place under the workspace's connection cap.
     _slot: Option<Slot>,
+    /// The upstream switched protocols (101): body bytes are WebSocket frames.
+    upgraded: bool,
 }
 
 /// FNV-1a of the pod UID: pooled connections are keyed by it, so a connection opened to
@@ -187,6 +194,7 @@ impl ProxyHttp for GatewayProxy {
             token_source: None,
             long_lived: false,
             _slot: None,
+            upgraded: false,
         }
     }
 
@@ -264,8 +272,32 @@ impl ProxyHttp for GatewayProxy {
         } else {
             upstream
         });
+        self.activity
+            .record(&route.workspace_id, &route.pod_uid, now_ms());
         ctx.route = Some(route);
         Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.note_frames(ctx, body.as_deref());
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        self.note_frames(ctx, body.as_deref());
+        Ok(None)
     }
 
     async fn upstream_peer(
@@ -341,6 +373,7 @@ impl ProxyHttp for GatewayProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        ctx.upgraded = resp.status.as_u16() == 101;
         // A page opened with `?token=` gets the token as a cookie scoped to this
         // workspace, so its own links and sub-requests keep working.
         let (Some(TokenSource::Query), Some(who), Some(id)) =
@@ -436,6 +469,39 @@ impl ProxyHttp for GatewayProxy {
     }
 }
 
+impl GatewayProxy {
+    /// Activity on an upgraded connection: a chunk that starts a data frame (pings and
+    /// pongs are keep-alives, not activity).
+    fn note_frames(&self, ctx: &RequestCtx, chunk: Option<&[u8]>) {
+        if !ctx.upgraded {
+            return;
+        }
+        let (Some(route), Some(chunk)) = (&ctx.route, chunk) else {
+            return;
+        };
+        if is_websocket_data(chunk) {
+            self.activity
+                .record(&route.workspace_id, &route.pod_uid, now_ms());
+        }
+    }
+}
+
+/// Whether a WebSocket chunk starts with a data (or close) frame rather than a ping or
+/// pong. Frames are read from their first byte's opcode; a chunk that continues an
+/// earlier frame counts as data.
+fn is_websocket_data(chunk: &[u8]) -> bool {
+    match chunk.first() {
+        None => false,
+        Some(b) => !matches!(b & 0x0F, 0x9 | 0xA),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn origin(session: &Session, tls: bool) -> String {
     let req = session.req_header();
     auth_http::origin(&req.headers, req.uri.authority().map(|a| a.as_str()), tls)
@@ -457,6 +523,19 @@ async fn reject(session: &mut Session, ctx: &mut RequestCtx, r: Reject) -> Resul
 #[cfg(test)]
 mod tests {
     use super::pool_key;
+
+    #[test]
+    fn pings_and_pongs_are_not_activity() {
+        use super::is_websocket_data;
+        assert!(
+            is_websocket_data(&[0x81, 0x85, 1, 2, 3, 4, 5]),
+            "masked text frame"
+        );
+        assert!(is_websocket_data(&[0x82, 0x00]), "binary frame");
+        assert!(!is_websocket_data(&[0x89, 0x80, 1, 2, 3, 4]), "ping");
+        assert!(!is_websocket_data(&[0x8A, 0x00]), "pong");
+        assert!(!is_websocket_data(&[]));
+    }
 
     #[test]
     fn pool_keys_differ_per_pod() {

@@ -14,12 +14,20 @@ use shared::table::RouteTable;
 use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 
+use shared::activity::ActivityLog;
+
 use crate::store::RouteStore;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Control pings every 10 s; longer silence means the connection is dead.
 const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+/// Activity is reported at most this often by default (per workspace: one entry per report).
+pub const ACTIVITY_EVERY: Duration = Duration::from_secs(5);
+/// Workspaces idle this long are forgotten by the gateway.
+const ACTIVITY_FORGET_MS: u64 = 3_600_000;
+/// Reports per frame, far below the frame size limit.
+const ACTIVITY_BATCH: usize = 10_000;
 
 /// Sync state for readiness and metrics (staleness = now − last contact).
 #[derive(Debug, Default)]
@@ -84,6 +92,8 @@ pub enum SyncError {
 pub struct SyncConfig {
     pub socket: PathBuf,
     pub gateway_id: String,
+    /// How often activity is reported (each workspace at most once per report).
+    pub activity_every: Duration,
 }
 
 /// Runs the feed until `shutdown`, reconnecting with exponential backoff and jitter.
@@ -91,13 +101,14 @@ pub async fn run(
     config: SyncConfig,
     store: Arc<RouteStore>,
     status: Arc<SyncStatus>,
+    activity: Arc<ActivityLog>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = session(&config, &store, &status) => r,
+            r = session(&config, &store, &status, &activity) => r,
         };
         status.connected.store(false, Ordering::Relaxed);
         match result {
@@ -128,16 +139,18 @@ async fn session(
     config: &SyncConfig,
     store: &RouteStore,
     status: &SyncStatus,
+    activity: &ActivityLog,
 ) -> Result<(), SyncError> {
-    let mut stream = UnixStream::connect(&config.socket)
+    let stream = UnixStream::connect(&config.socket)
         .await
         .map_err(|source| SyncError::Connect {
             path: config.socket.display().to_string(),
             source,
         })?;
+    let (mut rd, mut wr) = stream.into_split();
     let have = store.is_loaded().then(|| store.load().at());
     write_frame(
-        &mut stream,
+        &mut wr,
         &ToControl::Hello {
             proto: PROTOCOL_VERSION,
             gateway_id: config.gateway_id.clone(),
@@ -147,18 +160,42 @@ async fn session(
     .await?;
     status.connected.store(true, Ordering::Relaxed);
     status.touch();
+    // Frames are read on their own task so waiting for one can share a select with the
+    // activity timer without ever cancelling a half-read frame.
+    let (frames_tx, mut frames) = tokio::sync::mpsc::channel(16);
+    let reader = tokio::spawn(async move {
+        loop {
+            let frame = read_frame::<_, ToGateway>(&mut rd).await;
+            let more = matches!(frame, Ok(Some(_)));
+            if frames_tx.send(frame).await.is_err() || !more {
+                return;
+            }
+        }
+    });
+    let _reader = AbortOnDrop(reader);
+    let mut report = tokio::time::interval(config.activity_every);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = tokio::time::Instant::now();
     // Deltas are applied to this working copy, then published (an O(1) clone).
     let mut working: RouteTable = (**store.load()).clone();
     let mut snapshot: Vec<Route> = Vec::new();
     loop {
-        let frame =
-            tokio::time::timeout(SILENCE_LIMIT, read_frame::<_, ToGateway>(&mut stream)).await;
-        let msg = match frame {
-            Err(_) => return Err(SyncError::Silent(SILENCE_LIMIT)),
-            Ok(Ok(Some(msg))) => msg,
-            Ok(Ok(None)) => return Err(SyncError::Closed),
-            Ok(Err(e)) => return Err(e.into()),
+        let msg = tokio::select! {
+            _ = report.tick() => {
+                let batch = activity.drain(now_ms(), ACTIVITY_FORGET_MS, ACTIVITY_BATCH);
+                if !batch.is_empty() {
+                    write_frame(&mut wr, &ToControl::Activity { workspaces: batch }).await?;
+                }
+                continue;
+            }
+            frame = tokio::time::timeout_at(heard + SILENCE_LIMIT, frames.recv()) => match frame {
+                Err(_) => return Err(SyncError::Silent(SILENCE_LIMIT)),
+                Ok(Some(Ok(Some(msg)))) => msg,
+                Ok(None) | Ok(Some(Ok(None))) => return Err(SyncError::Closed),
+                Ok(Some(Err(e))) => return Err(e.into()),
+            },
         };
+        heard = tokio::time::Instant::now();
         status.touch();
         match msg {
             ToGateway::Snapshot {
@@ -172,7 +209,7 @@ async fn session(
                 if last {
                     working =
                         RouteTable::from_routes(epoch, version, std::mem::take(&mut snapshot));
-                    publish(&mut stream, store, status, &working).await?;
+                    publish(&mut wr, store, status, &working).await?;
                 }
             }
             ToGateway::Delta {
@@ -181,12 +218,12 @@ async fn session(
                 version,
                 changes,
             } => match working.apply(epoch, base_version, version, &changes) {
-                Ok(()) => publish(&mut stream, store, status, &working).await?,
+                Ok(()) => publish(&mut wr, store, status, &working).await?,
                 Err(e) => {
                     status.resyncs.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "delta does not follow our table; asking for a snapshot");
                     write_frame(
-                        &mut stream,
+                        &mut wr,
                         &ToControl::Resync {
                             reason: e.to_string(),
                         },
@@ -194,17 +231,24 @@ async fn session(
                     .await?;
                 }
             },
-            ToGateway::Ping { nonce } => {
-                write_frame(&mut stream, &ToControl::Pong { nonce }).await?
-            }
+            ToGateway::Ping { nonce } => write_frame(&mut wr, &ToControl::Pong { nonce }).await?,
             ToGateway::Pong { .. } => {}
             ToGateway::Nack { reason } => return Err(SyncError::Refused(reason)),
         }
     }
 }
 
-async fn publish(
-    stream: &mut UnixStream,
+/// Aborts the frame reader when the session ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn publish<W: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut W,
     store: &RouteStore,
     status: &SyncStatus,
     table: &RouteTable,

@@ -2,6 +2,7 @@
 //! channel protocol between them, the route table both hold, validated ids, and the
 //! label/annotation names, and JWT verification (`auth`).
 
+pub mod activity;
 pub mod auth;
 pub mod codec;
 pub mod hash;
@@ -44,6 +45,9 @@ pub mod names {
     pub const PRE_STOP_SIDECAR_IMAGE_ANNOTATION: &str = "nogoo9/pre-stop-sidecar-image";
     pub const IAM_ROLE_ARN_ANNOTATION: &str = "nogoo9/iam-role-arn";
     pub const DEFAULT_GRACE_PERIOD_ANNOTATION: &str = "nogoo9/default-grace-period";
+    /// Annotation control keeps on a workspace pod: its last activity seen by any
+    /// gateway (RFC 3339), patched at a bounded rate.
+    pub const LAST_ACTIVITY_ANNOTATION: &str = "nogoo9/last-activity";
     /// The annotation EKS reads to give a service account an IAM role.
     pub const EKS_ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 }

@@ -39,6 +39,8 @@ async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
         "--auth-enabled",
         "--jwt-secret",
         SECRET,
+        "--activity-annotate-seconds",
+        "1",
     ])
     .unwrap_or_else(|e| panic!("{e}"));
     let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
@@ -106,6 +108,32 @@ async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
         assert_eq!(first.json()["path"], "/first");
         assert_eq!(first.json()["headers"]["x-forwarded-user"], "agent-7");
     }
+    // The gateway reported the traffic: list_workspaces shows it, and the pod is annotated.
+    let list = CallToolRequestParams::new("list_workspaces")
+        .with_arguments(json!({}).as_object().cloned().unwrap_or_default());
+    let rows = eventually("lastActivity in list_workspaces", || async {
+        let r = client.call_tool(list.clone()).await.ok()?;
+        let rows = r.structured_content?["workspaces"].clone();
+        rows.as_array()?
+            .iter()
+            .all(|w| w["lastActivity"].is_string())
+            .then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.as_array().map(Vec::len), Some(5), "{rows}");
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(
+        sim.client().await.unwrap_or_else(|e| panic!("{e}")),
+        "default",
+    );
+    eventually("nogoo9/last-activity on the pod", || async {
+        let pod = pods.get("ws-agent-7-e2e-0").await.ok()?;
+        pod.metadata
+            .annotations?
+            .get("nogoo9/last-activity")
+            .filter(|v| v.ends_with('Z'))
+            .cloned()
+    })
+    .await;
     let stop = CallToolRequestParams::new("stop_workspace").with_arguments(
         json!({"id": "e2e-0"})
             .as_object()

@@ -69,6 +69,7 @@ impl TestGateway {
             tls: opts.tls,
             limits: opts.limits,
             default_workspace_port: opts.default_workspace_port.unwrap_or(3000),
+            activity_every: Duration::from_millis(200),
         };
         let gw = build(&config).unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = tokio::sync::oneshot::channel();

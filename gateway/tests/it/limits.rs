@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,14 +17,15 @@ use crate::auth::{publish, route};
 use crate::harness::{Options, TestGateway, get};
 use crate::proxy::control;
 
-/// `/hold` answers only when released; `/slow-events` sends three events 1.5 s apart;
+/// `/hold` answers only when released (and counts arrivals); `/slow-events` sends three events 1.5 s apart;
 /// anything else answers at once.
-async fn upstream(release: Arc<Notify>) -> SocketAddr {
+async fn upstream(release: Arc<Notify>, arrivals: Arc<AtomicUsize>) -> SocketAddr {
     let app = axum::Router::new()
         .route(
             "/hold",
             axum::routing::get(move || {
                 let release = release.clone();
+                arrivals.fetch_add(1, Ordering::SeqCst);
                 async move {
                     release.notified().await;
                     "released"
@@ -62,7 +64,8 @@ async fn caps_limits_and_timeouts() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ctl = control();
     let release = Arc::new(Notify::new());
-    let up = upstream(release.clone()).await;
+    let arrivals = Arc::new(AtomicUsize::new(0));
+    let up = upstream(release.clone(), arrivals.clone()).await;
     let gw = TestGateway::start_with(
         &ctl.socket,
         Options {
@@ -141,6 +144,12 @@ async fn caps_limits_and_timeouts() {
             })
         })
         .collect();
+    // Both must be waiting at the upstream before the probe (else a probe could take
+    // the second place and a held request get the 503).
+    crate::harness::eventually("both held requests at the upstream", || async {
+        (arrivals.load(Ordering::SeqCst) >= 3).then_some(())
+    })
+    .await;
     let mut third = None;
     for _ in 0..100 {
         let r = get(gw.addr, "/route/capped/other", &[]).await;

@@ -1,6 +1,7 @@
 //! Gateway integration tests: the real Pingora server in-process on loopback, fed by the
 //! real publisher over a Unix socket, in front of the simulated cluster's workspace apps.
 
+mod activity;
 mod auth;
 mod e2e;
 mod harness;

@@ -56,9 +56,11 @@ async fn the_feed_follows_control_and_survives_its_restart() {
         SyncConfig {
             socket: socket.clone(),
             gateway_id: "gw-1".into(),
+            activity_every: Duration::from_secs(5),
         },
         store.clone(),
         status.clone(),
+        Arc::default(),
         stop.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(100)).await;
