@@ -105,6 +105,38 @@ pub struct Args {
     /// Register only the read tools; calls to write tools are refused.
     #[arg(long, env = "READ_ONLY")]
     pub read_only: bool,
+    /// Path prefix for every HTTP route (e.g. `/nocrd9`: MCP at `/nocrd9/mcp`).
+    #[arg(long, env = "BASE_URL")]
+    pub base_url: Option<String>,
+    /// PEM certificate chain: serve HTTPS (h2 and HTTP/1.1). Needs --tls-key.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Origins allowed to call from browsers: `*`, or a comma-separated list (then
+    /// also enforced on MCP requests that carry an Origin).
+    #[arg(long, env = "CORS_ALLOWED_ORIGIN", default_value = "*")]
+    pub cors_origin: String,
+    /// Methods allowed cross-origin.
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_METHODS",
+        default_value = "GET, POST, DELETE, OPTIONS"
+    )]
+    pub cors_methods: String,
+    /// Request headers allowed cross-origin.
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_HEADERS",
+        default_value = "Content-Type, Authorization, mcp-protocol-version, mcp-session-id, last-event-id"
+    )]
+    pub cors_headers: String,
+    /// Host names (or host:port) MCP requests may be addressed to, comma-separated; `*`
+    /// allows any. Default: loopback names when bound to loopback, any otherwise (a
+    /// server behind a Service is reached by names it cannot know).
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// Seconds between writes of gateway-reported activity to pods (`nogoo9/last-activity`).
     #[arg(long, env = "ACTIVITY_ANNOTATE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub activity_annotate_seconds: u64,
@@ -137,6 +169,21 @@ pub fn validate(args: &Args) -> Result<(), Vec<String>> {
         problems.push(format!(
             "--registry-url {url:?} must start with http:// or https://"
         ));
+    }
+    if let Some(base) = &args.base_url
+        && let Err(e) = crate::http::normalize_base_url(base)
+    {
+        problems.push(e);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key)
+        && let Err(e) = crate::tls::server_config(cert, key)
+    {
+        problems.push(e);
+    }
+    if let Err(e) =
+        crate::http::Cors::parse(&args.cors_origin, &args.cors_methods, &args.cors_headers)
+    {
+        problems.push(e);
     }
     if let Err(auth) = args.auth.build() {
         problems.extend(auth);

@@ -30,6 +30,7 @@ pub struct Context {
     pub registry_url: Option<String>,
     /// `--read-only`: write tools are neither listed nor callable.
     pub read_only: bool,
+    pub metrics: Arc<crate::metrics::ControlMetrics>,
 }
 
 impl Context {
@@ -52,6 +53,7 @@ impl Context {
             auth: None,
             registry_url: None,
             read_only: false,
+            metrics: Arc::default(),
         }
     }
 

@@ -139,6 +139,15 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         pod_security: crate::pod_security::Level::Baseline,
         auth: shared::auth::AuthArgs::hs256(&secret),
         registry_url: None,
+        base_url: None,
+        tls_cert: None,
+        tls_key: None,
+        cors_origin: "*".into(),
+        cors_methods: "GET, POST, DELETE, OPTIONS".into(),
+        cors_headers:
+            "Content-Type, Authorization, mcp-protocol-version, mcp-session-id, last-event-id"
+                .into(),
+        allowed_hosts: Vec::new(),
         activity_annotate_seconds: 30,
         read_only: false,
     };

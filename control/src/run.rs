@@ -110,13 +110,34 @@ impl Control {
                 .await
                 .with_context(|| format!("binding {}:{}", args.host, args.port))?;
             http_addr = Some(listener.local_addr()?);
-            let app = crate::http::router(ctx.clone(), synced.clone(), shutdown.clone());
+            let opts = http_options(args)?;
+            let app = crate::http::router(ctx.clone(), synced.clone(), shutdown.clone(), &opts);
             let stop = shutdown.clone();
+            let tls = match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(crate::tls::server_config(cert, key).map_err(anyhow::Error::msg)?)
+                }
+                _ => None,
+            };
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-                {
+                let served = match tls {
+                    None => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(async move { stop.cancelled().await })
+                            .await
+                    }
+                    Some(config) => {
+                        match crate::tls::TlsListener::new(listener, config, stop.clone()) {
+                            Ok(tls) => {
+                                axum::serve(tls, app)
+                                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                if let Err(e) = served {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
             }));
@@ -137,6 +158,37 @@ impl Control {
             let _ = t.await;
         }
     }
+}
+
+/// The HTTP server's options from the flags (already validated by `config::validate`).
+fn http_options(args: &Args) -> anyhow::Result<crate::http::HttpOptions> {
+    let base_url = match &args.base_url {
+        Some(b) => crate::http::normalize_base_url(b).map_err(anyhow::Error::msg)?,
+        None => String::new(),
+    };
+    let cors = crate::http::Cors::parse(&args.cors_origin, &args.cors_methods, &args.cors_headers)
+        .map_err(anyhow::Error::msg)?;
+    let hosts: Vec<String> = args
+        .allowed_hosts
+        .iter()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect();
+    let allowed_hosts = if hosts.iter().any(|h| h == "*") {
+        None
+    } else if !hosts.is_empty() {
+        Some(hosts)
+    } else if args.host.is_loopback() {
+        crate::http::HttpOptions::default().allowed_hosts
+    } else {
+        tracing::info!(host = %args.host, "MCP accepts any Host header (bound beyond loopback); --allowed-hosts restricts it");
+        None
+    };
+    Ok(crate::http::HttpOptions {
+        base_url,
+        cors,
+        allowed_hosts,
+    })
 }
 
 /// `nocrd9` itself: run until SIGTERM/Ctrl-C (or, with stdio, until stdin closes).

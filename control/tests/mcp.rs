@@ -365,15 +365,36 @@ async fn the_binary_speaks_mcp_over_stdio() {
 #[test]
 fn bad_configuration_exits_2_naming_every_problem() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nocrd9"))
-        .args(["--namespace", "Bad_NS", "--default-workspace-port", "0"])
+        .args([
+            "--namespace",
+            "Bad_NS",
+            "--default-workspace-port",
+            "0",
+            "--base-url",
+            "no-slash",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+            "--cors-origin",
+            "example.com",
+            "--registry-url",
+            "registry:5000",
+        ])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--namespace") && stderr.contains("--default-workspace-port"),
-        "{stderr}"
-    );
+    for flag in [
+        "--namespace",
+        "--default-workspace-port",
+        "--base-url",
+        "--tls-cert /nonexistent/cert.pem",
+        "--cors-origin",
+        "--registry-url",
+    ] {
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+    }
 }
 
 #[tokio::test]

@@ -422,8 +422,21 @@ impl ServerHandler for NoCrdServer {
             }))
             .into());
         }
+        let started = std::time::Instant::now();
+        let name = request.name.clone();
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        self.tool_router.call(tcc).await
+        let result = self.tool_router.call(tcc).await;
+        let outcome = match &result {
+            Ok(rmcp::model::CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                crate::metrics::Outcome::ToolError
+            }
+            Ok(_) => crate::metrics::Outcome::Ok,
+            Err(_) => crate::metrics::Outcome::ProtocolError,
+        };
+        self.ctx
+            .metrics
+            .record_tool(&name, outcome, started.elapsed());
+        result
     }
 
     async fn list_resources(

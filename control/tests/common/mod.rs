@@ -25,6 +25,7 @@ pub async fn call(
 }
 
 /// The text content of a result.
+#[allow(dead_code)] // not every test binary reads text
 pub fn text(r: &CallToolResult) -> String {
     r.content
         .iter()

@@ -1,0 +1,193 @@
+//! The HTTP server's settings, end to end: `--base-url` (every route under it, the
+//! RFC 9728 document also at the root), `/metrics`, CORS preflights and the origin
+//! list, the Host allow-list, and HTTPS with h2 (checked with curl).
+
+use std::process::Command;
+
+use control::config::Args;
+use control::run::Control;
+use loadtest::sim::{Sim, SimConfig};
+use rmcp::ServiceExt;
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+use common::call;
+
+async fn start(extra: &[&str]) -> (Sim, Control, tempfile::TempDir) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = Sim::start(SimConfig::for_tests())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let socket = dir
+        .path()
+        .join("control.sock")
+        .to_string_lossy()
+        .to_string();
+    let mut argv = vec![
+        "nocrd9",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--gateway-socket",
+        &socket,
+    ];
+    argv.extend_from_slice(extra);
+    let args = <Args as clap::Parser>::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
+    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let control = Control::start(&args, kube)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (sim, control, dir)
+}
+
+async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.read_to_string(&mut out),
+    )
+    .await;
+    out
+}
+
+fn get(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_url_metrics_cors_and_hosts() {
+    let (sim, control, _dir) = start(&[
+        "--base-url",
+        "/nocrd9/",
+        "--cors-origin",
+        "https://ui.example",
+        "--allowed-hosts",
+        "127.0.0.1,mcp.example",
+    ])
+    .await;
+    let addr = control.http_addr.unwrap_or_else(|| panic!("http"));
+    assert!(
+        raw(addr, &get("/nocrd9/healthz", ""))
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    assert!(
+        raw(addr, &get("/healthz", ""))
+            .await
+            .starts_with("HTTP/1.1 404"),
+        "routes live under the prefix"
+    );
+    let doc = raw(
+        addr,
+        &get("/.well-known/oauth-protected-resource/nocrd9/mcp", ""),
+    )
+    .await;
+    assert!(
+        doc.starts_with("HTTP/1.1 200")
+            && doc.contains("\"resource\":\"http://127.0.0.1/nocrd9/mcp\""),
+        "{doc}"
+    );
+
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "http://{addr}/nocrd9/mcp"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    call(&client, "current_namespace", json!({})).await;
+    call(&client, "list_pods", json!({"limit": 0})).await;
+    let _ = client.cancel().await;
+    let metrics = raw(addr, &get("/nocrd9/metrics", "")).await;
+    for line in [
+        "nocrd9_tool_calls_total{tool=\"current_namespace\",outcome=\"ok\"} 1",
+        "nocrd9_tool_calls_total{tool=\"list_pods\",outcome=\"tool_error\"} 1",
+        "nocrd9_gateways_connected 0",
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+
+    // CORS: the listed origin is allowed (DELETE included), another is not.
+    let preflight = |origin: &str| {
+        format!(
+            "OPTIONS /nocrd9/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: DELETE\r\nAccess-Control-Request-Headers: mcp-session-id\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let ok = raw(addr, &preflight("https://ui.example"))
+        .await
+        .to_ascii_lowercase();
+    assert!(
+        ok.contains("access-control-allow-origin: https://ui.example"),
+        "{ok}"
+    );
+    assert!(ok.contains("delete"), "{ok}");
+    let other = raw(addr, &preflight("https://evil.example"))
+        .await
+        .to_ascii_lowercase();
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
+
+    // Host allow-list (DNS rebinding): a listed host is served, another refused.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let post = |host: &str| {
+        format!(
+            "POST /nocrd9/mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{init}",
+            init.len()
+        )
+    };
+    let listed = raw(addr, &post("mcp.example")).await;
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    let refused = raw(addr, &post("rebound.attacker.example")).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    control.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_h2() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
+    let (c, k) = (
+        cert_path.to_string_lossy().to_string(),
+        key_path.to_string_lossy().to_string(),
+    );
+    let (sim, control, _dir) = start(&["--tls-cert", &c, "--tls-key", &k]).await;
+    let port = control.http_addr.unwrap_or_else(|| panic!("http")).port();
+    let url = format!("https://127.0.0.1:{port}/healthz");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args(["-sS", "-k", "--http2", "-i", "--max-time", "10", &url])
+            .output()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("HTTP/2 200"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("{\"status\":\"ok\"}"), "{text}");
+    // Plain HTTP on the TLS port is not served.
+    let plain = raw(
+        control.http_addr.unwrap_or_else(|| panic!("http")),
+        &get("/healthz", ""),
+    )
+    .await;
+    assert!(!plain.contains("200 OK"), "{plain}");
+    control.stop().await;
+    sim.shutdown().await;
+}
