@@ -250,7 +250,25 @@ async fn wait_routable(
         ),
     };
     let Some(publisher) = &ctx.publisher else {
-        return Ok(());
+        // No route publisher (a library user): wait for the pod itself to be Ready.
+        let pods: Api<Pod> = Api::namespaced(
+            ctx.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or(&ctx.namespace),
+        );
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        loop {
+            let ready = pods.get_opt(&name).await?.is_some_and(|p| {
+                crate::routes::route_for_pod(&p, shared::names::DEFAULT_WORKSPACE_PORT)
+                    .is_some_and(|r| r.state == RouteState::Ready)
+            });
+            if ready {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(timed_out());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     };
     let mut versions = publisher.subscribe_versions();
     let version = loop {
