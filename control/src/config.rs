@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(short = 'm', long, env = "MODE", value_enum, default_value = "cluster")]
     pub mode: Mode,
     /// Default namespace (the only one in namespaced mode).
-    #[arg(short = 'n', long, env = "NAMESPACE", default_value = "default")]
+    #[arg(short = 'n', long, env = "NAMESPACE", default_value = "nogoo9")]
     pub namespace: String,
     /// HTTP port (MCP at /mcp, /healthz, /readyz).
     #[arg(short = 'p', long, env = "PORT", default_value_t = 3000)]
@@ -77,7 +77,7 @@ pub struct Args {
     /// HTTP bind address.
     #[arg(short = 'H', long, env = "HOST", default_value = "0.0.0.0")]
     pub host: IpAddr,
-    /// Log filter (error, warn, info, debug, trace, or a tracing filter); logs go to stderr.
+    /// Log level (debug, info, warning, error, fatal; or a tracing filter); logs go to stderr.
     #[arg(short = 'l', long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
     /// The Unix socket gateways connect to for routes (created with mode 0600).
@@ -142,6 +142,53 @@ pub struct Args {
     pub activity_annotate_seconds: u64,
     #[command(flatten)]
     pub auth: shared::auth::AuthArgs,
+}
+
+/// The original's second names for the CORS variables (`CORS_ORIGIN`, `CORS_METHODS`,
+/// `CORS_HEADERS`): used when the primary variable and the flag are both absent.
+pub fn apply_env_aliases(args: &mut Args, cli: &[String], env: impl Fn(&str) -> Option<String>) {
+    let given = |flag: &str| {
+        cli.iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    let pairs: [(&str, &str, &str, &mut String); 3] = [
+        (
+            "--cors-origin",
+            "CORS_ALLOWED_ORIGIN",
+            "CORS_ORIGIN",
+            &mut args.cors_origin,
+        ),
+        (
+            "--cors-methods",
+            "CORS_ALLOWED_METHODS",
+            "CORS_METHODS",
+            &mut args.cors_methods,
+        ),
+        (
+            "--cors-headers",
+            "CORS_ALLOWED_HEADERS",
+            "CORS_HEADERS",
+            &mut args.cors_headers,
+        ),
+    ];
+    for (flag, primary, alias, value) in pairs {
+        if !given(flag)
+            && env(primary).is_none()
+            && let Some(v) = env(alias)
+        {
+            *value = v;
+        }
+    }
+}
+
+/// `LOG_LEVEL` as a tracing filter: the original's `warning` and `fatal` mean `warn`
+/// and `error`.
+pub fn log_filter(level: &str) -> String {
+    match level.trim() {
+        "warning" => "warn".into(),
+        "fatal" => "error".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Every problem with the configuration, reported at once.
@@ -222,5 +269,27 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(validate(&ok).is_ok());
         assert!(Args::try_parse_from(["nocrd9", "--transport", "carrier-pigeon"]).is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_brief_and_cors_aliases_apply() {
+        let mut args = Args::try_parse_from(["nocrd9"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.namespace, "nogoo9");
+        let env = |k: &str| match k {
+            "CORS_ORIGIN" => Some("https://a.example".to_string()),
+            "CORS_METHODS" => Some("GET".to_string()),
+            "CORS_ALLOWED_HEADERS" => Some("x-primary".to_string()),
+            "CORS_HEADERS" => Some("x-alias".to_string()),
+            _ => None,
+        };
+        let cli = vec!["nocrd9".to_string(), "--cors-methods=POST".to_string()];
+        args.cors_methods = "POST".into();
+        apply_env_aliases(&mut args, &cli, env);
+        assert_eq!(args.cors_origin, "https://a.example", "alias used");
+        assert_eq!(args.cors_methods, "POST", "the flag wins");
+        assert_ne!(args.cors_headers, "x-alias", "the primary variable wins");
+        assert_eq!(log_filter("warning"), "warn");
+        assert_eq!(log_filter("fatal"), "error");
+        assert_eq!(log_filter("debug"), "debug");
     }
 }

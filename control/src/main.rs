@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use control::config::{Args, Command, validate};
+use control::config::{Args, Command, apply_env_aliases, log_filter, validate};
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let mut args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
@@ -18,6 +18,8 @@ fn main() -> ExitCode {
             };
         }
     };
+    let cli: Vec<String> = std::env::args().collect();
+    apply_env_aliases(&mut args, &cli, |k| std::env::var(k).ok());
     if let Err(problems) = validate(&args) {
         for p in problems {
             eprintln!("nocrd9: {p}");
@@ -27,7 +29,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+            tracing_subscriber::EnvFilter::try_new(log_filter(&args.log_level))
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();

@@ -77,6 +77,8 @@ async fn users_act_only_on_their_own_workspaces() {
         "127.0.0.1",
         "--port",
         "0",
+        "--namespace",
+        "default",
         "--gateway-socket",
         &socket,
         "--auth-enabled",

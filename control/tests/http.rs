@@ -32,6 +32,8 @@ async fn start(extra: &[&str]) -> (Sim, Control, tempfile::TempDir) {
         "127.0.0.1",
         "--port",
         "0",
+        "--namespace",
+        "default",
         "--gateway-socket",
         &socket,
     ];

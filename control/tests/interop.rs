@@ -45,6 +45,8 @@ async fn the_python_sdk_runs_the_lifecycle_over_http_and_stdio() {
         "127.0.0.1",
         "--port",
         "0",
+        "--namespace",
+        "default",
         "--gateway-socket",
         &socket,
         "--auth-enabled",

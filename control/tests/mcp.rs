@@ -30,6 +30,9 @@ fn args(socket: &std::path::Path, extra: &[&str]) -> Args {
     ];
     let socket = socket.to_string_lossy().to_string();
     argv.push(&socket);
+    if !extra.contains(&"--namespace") {
+        argv.extend_from_slice(&["--namespace", "default"]);
+    }
     argv.extend_from_slice(extra);
     Args::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -348,10 +351,16 @@ async fn the_binary_speaks_mcp_over_stdio() {
     let kubeconfig = dir.path().join("kc.yaml");
     std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap_or_else(|e| panic!("{e}"));
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_nocrd9"));
-    cmd.args(["--transport", "stdio", "--gateway-socket"])
-        .arg(dir.path().join("c.sock"))
-        .env("KUBECONFIG", &kubeconfig)
-        .env("LOG_LEVEL", "warn");
+    cmd.args([
+        "--transport",
+        "stdio",
+        "--namespace",
+        "default",
+        "--gateway-socket",
+    ])
+    .arg(dir.path().join("c.sock"))
+    .env("KUBECONFIG", &kubeconfig)
+    .env("LOG_LEVEL", "warn");
     let transport = rmcp::transport::TokioChildProcess::new(cmd).unwrap_or_else(|e| panic!("{e}"));
     let client = ().serve(transport).await.unwrap_or_else(|e| panic!("{e}"));
     let r = call(&client, "current_namespace", json!({})).await;

@@ -47,6 +47,8 @@ async fn setup(extra: &[&str]) -> Setup {
         "127.0.0.1",
         "--port",
         "0",
+        "--namespace",
+        "default",
         "--gateway-socket",
         &socket,
     ];

@@ -57,6 +57,8 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
         "127.0.0.1",
         "--port",
         "0",
+        "--namespace",
+        "default",
         "--gateway-socket",
         &socket,
         "--gateway-url",

@@ -129,7 +129,7 @@ class Lifecycle(unittest.IsolatedAsyncioTestCase):
         tmp = os.environ["NOCRD9_TMP"]
         params = StdioServerParameters(
             command=os.environ["NOCRD9_BIN"],
-            args=["--transport", "stdio", "--gateway-socket", os.path.join(tmp, "stdio.sock")],
+            args=["--transport", "stdio", "--namespace", "default", "--gateway-socket", os.path.join(tmp, "stdio.sock")],
             env={"KUBECONFIG": os.environ["KUBECONFIG"], "PATH": os.environ.get("PATH", "")},
         )
         async with Client(stdio_client(params), mode="legacy", read_timeout_seconds=60) as client:

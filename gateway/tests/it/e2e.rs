@@ -32,6 +32,8 @@ async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
         "127.0.0.1",
         "--port",
         "0",
+        "--namespace",
+        "default",
         "--gateway-socket",
         &socket_arg,
         "--gateway-url",
