@@ -57,10 +57,24 @@ impl AdminState {
     }
 }
 
+/// Binds with SO_REUSEPORT, so during a binary upgrade the new gateway's admin
+/// listener can start while the old one is still draining.
+fn bind_shared(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 #[async_trait]
 impl BackgroundService for AdminService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let listener = match TcpListener::bind(self.addr).await {
+        let listener = match bind_shared(self.addr) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(addr = %self.addr, error = %e, "cannot bind the admin listener");

@@ -52,6 +52,10 @@ pub struct GatewayConfig {
     pub default_workspace_port: u16,
     /// How often workspace activity is reported to control.
     pub activity_every: std::time::Duration,
+    /// Take the listening socket over from a running gateway (zero-downtime upgrade).
+    pub upgrade: bool,
+    /// Where the old gateway hands its listening sockets to the new one.
+    pub upgrade_sock: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +149,17 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
         graceful_shutdown_timeout_seconds: Some(config.grace_period_secs.min(5)),
         ..Default::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let conf = ServerConf {
+        upgrade_sock: config.upgrade_sock.display().to_string(),
+        ..conf
+    };
+    let opt = pingora::server::configuration::Opt {
+        upgrade: config.upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
+    // With `upgrade`, this waits for the old gateway (sent SIGQUIT) to hand over its
+    // listening socket.
     server.bootstrap();
     let store = RouteStore::new();
     let sync = Arc::new(SyncStatus::default());

@@ -63,6 +63,17 @@ struct Args {
     /// Concurrent requests and WebSockets per workspace (503 above).
     #[arg(long, env = "GATEWAY_MAX_CONNECTIONS_PER_WORKSPACE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections_per_workspace: u32,
+    /// Zero-downtime upgrade: take the listening socket over from the gateway running
+    /// with the same --upgrade-sock (start this one, then send the old one SIGQUIT).
+    #[arg(long, env = "GATEWAY_UPGRADE")]
+    upgrade: bool,
+    /// Unix socket the old gateway hands its listener over on during an upgrade.
+    #[arg(
+        long,
+        env = "GATEWAY_UPGRADE_SOCK",
+        default_value = "/tmp/nocrd9-gateway-upgrade.sock"
+    )]
+    upgrade_sock: PathBuf,
     #[command(flatten)]
     auth: shared::auth::AuthArgs,
 }
@@ -101,11 +112,17 @@ fn main() -> ExitCode {
         }
     };
     // Pingora retries a busy port for a long time and the admin listener binds late:
-    // fail fast, with the reason, when either address cannot be bound now.
-    for (what, addr) in [
-        ("--listen", args.listen),
-        ("--admin-listen", args.admin_listen),
-    ] {
+    // fail fast, with the reason, when either address cannot be bound now (in an
+    // upgrade both are still held by the old gateway, which hands the listener over).
+    let to_check = if args.upgrade {
+        Vec::new()
+    } else {
+        vec![
+            ("--listen", args.listen),
+            ("--admin-listen", args.admin_listen),
+        ]
+    };
+    for (what, addr) in to_check {
         if let Err(e) = std::net::TcpListener::bind(addr) {
             eprintln!("nocrd9-gateway: cannot bind {what} {addr}: {e}");
             return ExitCode::from(2);
@@ -128,6 +145,8 @@ fn main() -> ExitCode {
         forward_auth: args.forward_auth,
         default_workspace_port: args.default_workspace_port,
         activity_every: gateway::sync::ACTIVITY_EVERY,
+        upgrade: args.upgrade,
+        upgrade_sock: args.upgrade_sock,
         limits: gateway::limits::Limits {
             max_header_bytes: args.max_header_bytes,
             upstream_timeout: std::time::Duration::from_secs(args.upstream_timeout_secs),

@@ -44,6 +44,8 @@ const FORWARDED_HEADERS: [&str; 6] = [
 
 /// How long to wait for a workspace to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request that arrives before the first route table waits for it.
+const FIRST_TABLE_WAIT: Duration = Duration::from_secs(2);
 /// How long an unused pooled upstream connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -232,7 +234,7 @@ impl ProxyHttp for GatewayProxy {
             Target::Bad(code) => return reject(session, ctx, Reject::from_code(code)).await,
         };
         ctx.workspace = Some(id.to_string());
-        if !self.store.is_loaded() {
+        if !self.store.wait_loaded(FIRST_TABLE_WAIT).await {
             return reject(session, ctx, Reject::TableNotLoaded).await;
         }
         // Authenticate before looking the id up, so strangers cannot probe which ids exist.

@@ -14,6 +14,8 @@ use shared::table::RouteTable;
 pub struct RouteStore {
     current: ArcSwap<RouteTable>,
     loaded: AtomicBool,
+    /// Wakes requests that arrived before the first table (see `wait_loaded`).
+    first_table: tokio::sync::Notify,
 }
 
 impl Default for RouteStore {
@@ -21,6 +23,7 @@ impl Default for RouteStore {
         RouteStore {
             current: ArcSwap::from_pointee(RouteTable::default()),
             loaded: AtomicBool::new(false),
+            first_table: tokio::sync::Notify::new(),
         }
     }
 }
@@ -38,7 +41,25 @@ impl RouteStore {
     /// Publishes a new table; the first call marks the store loaded (readiness).
     pub fn replace(&self, table: RouteTable) {
         self.current.store(Arc::new(table));
-        self.loaded.store(true, Ordering::Release);
+        if !self.loaded.swap(true, Ordering::AcqRel) {
+            self.first_table.notify_waiters();
+        }
+    }
+
+    /// Waits up to `limit` for the first table. A gateway that just started (or just
+    /// took the listener over in an upgrade) gets its snapshot within milliseconds;
+    /// requests arriving in that gap wait for it instead of failing.
+    pub async fn wait_loaded(&self, limit: std::time::Duration) -> bool {
+        if self.is_loaded() {
+            return true;
+        }
+        let notified = self.first_table.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_loaded() {
+            return true;
+        }
+        tokio::time::timeout(limit, notified).await.is_ok() || self.is_loaded()
     }
 
     /// Whether a snapshot was ever applied (before that, requests get 503).

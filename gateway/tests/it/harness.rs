@@ -70,6 +70,9 @@ impl TestGateway {
             limits: opts.limits,
             default_workspace_port: opts.default_workspace_port.unwrap_or(3000),
             activity_every: Duration::from_millis(200),
+            upgrade: false,
+            upgrade_sock: std::env::temp_dir()
+                .join(format!("nocrd9-test-upgrade-{}.sock", addr.port())),
         };
         let gw = build(&config).unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = tokio::sync::oneshot::channel();
