@@ -3,6 +3,7 @@
 
 mod activity;
 mod auth;
+mod churn;
 mod e2e;
 mod harness;
 mod limits;
