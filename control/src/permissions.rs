@@ -63,8 +63,19 @@ pub const TOOL_NEEDS: &[(&str, &[Need])] = &[
     ("list_workspaces", &[("list", "pods")]),
 ];
 
-/// What the control plane itself needs whatever tools are enabled (the route watch).
-pub const ALWAYS_NEEDED: &[Need] = &[("list", "pods"), ("watch", "pods")];
+/// What the control plane itself needs whatever tools are enabled: the route watch, and
+/// recording gateway-reported activity on pods (`nogoo9/last-activity`).
+pub const ALWAYS_NEEDED: &[Need] = &[("list", "pods"), ("watch", "pods"), ("patch", "pods")];
+
+/// Every `(verb, resource)` the code needs in `mode` with every tool enabled: what the
+/// RBAC in `deploy/` must grant, no more, no less (all in the core API group).
+pub fn required(mode: Mode) -> std::collections::BTreeSet<Need> {
+    crate::mcp::ALL_TOOLS
+        .iter()
+        .flat_map(|t| needs(t, mode).iter().copied())
+        .chain(ALWAYS_NEEDED.iter().copied())
+        .collect()
+}
 
 /// The needs of a tool in a mode (`list_namespaces` needs nothing in namespaced mode).
 pub fn needs(tool: &str, mode: Mode) -> &'static [Need] {

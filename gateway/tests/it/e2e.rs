@@ -157,3 +157,83 @@ async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
     control.stop().await;
     sim.shutdown().await;
 }
+
+/// Multiple replicas: two gateways on one control, and a second control + gateway pair
+/// (another replica of the Deployment) on the same cluster. Every gateway routes every
+/// workspace; a spawn returns once every gateway of its own control has the route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_routes_every_workspace() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = Sim::start(SimConfig::for_tests())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let start_control = |name: &str| {
+        let socket = dir.path().join(format!("{name}.sock"));
+        let args = <Args as clap::Parser>::try_parse_from([
+            "nocrd9",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--namespace",
+            "default",
+            "--gateway-socket",
+            &socket.to_string_lossy(),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        (socket, args)
+    };
+    let (sock_a, args_a) = start_control("a");
+    let (sock_b, args_b) = start_control("b");
+    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let control_a = Control::start(&args_a, kube.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let control_b = Control::start(&args_b, kube)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let a1 = TestGateway::start(&sock_a).await;
+    let a2 = TestGateway::start(&sock_a).await;
+    let b1 = TestGateway::start(&sock_b).await;
+    eventually("two gateways on control A, one on B", || async {
+        (control_a.publisher.gateways().len() == 2 && control_b.publisher.gateways().len() == 1)
+            .then_some(())
+    })
+    .await;
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "http://{}/mcp",
+            control_a.http_addr.unwrap_or_else(|| panic!("http"))
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spawn = CallToolRequestParams::new("spawn_workspace").with_arguments(
+        json!({"id": "multi", "spec": {"containers": [{"name": "app", "image": "node:20-alpine"}]}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let r = client
+        .call_tool(spawn)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.structured_content.unwrap_or_default()["status"], "ready");
+    for gw in [&a1, &a2] {
+        let first = get(gw.addr, "/route/multi/x", &[]).await;
+        assert_eq!(
+            first.status, 200,
+            "every gateway of control A, first try: {}",
+            first.body
+        );
+    }
+    eventually("the other replica's gateway routes it too", || async {
+        (get(b1.addr, "/route/multi/x", &[]).await.status == 200).then_some(())
+    })
+    .await;
+    let _ = client.cancel().await;
+    drop((a1, a2, b1));
+    control_a.stop().await;
+    control_b.stop().await;
+    sim.shutdown().await;
+}
