@@ -147,6 +147,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
         threads: config.threads.max(1),
         grace_period_seconds: Some(config.grace_period_secs),
         graceful_shutdown_timeout_seconds: Some(config.grace_period_secs.min(5)),
+        upstream_keepalive_pool_size: config.limits.upstream_pool_size,
         ..Default::default()
     };
     let conf = ServerConf {

@@ -19,6 +19,10 @@ pub struct Limits {
     pub upgraded_idle_timeout: Duration,
     /// Concurrent requests and upgraded connections per workspace (503 above it).
     pub max_connections_per_workspace: u32,
+    /// Idle upstream connections kept for reuse, across all workspaces. Pingora's
+    /// default (128) is an LRU far smaller than the number of workspaces: with traffic
+    /// over 1,000 of them, no connection was ever reused.
+    pub upstream_pool_size: usize,
 }
 
 impl Default for Limits {
@@ -29,6 +33,7 @@ impl Default for Limits {
             downstream_timeout: Duration::from_secs(60),
             upgraded_idle_timeout: Duration::from_secs(300),
             max_connections_per_workspace: 1000,
+            upstream_pool_size: 8192,
         }
     }
 }

@@ -75,6 +75,7 @@ async fn caps_limits_and_timeouts() {
                 downstream_timeout: Duration::from_secs(5),
                 upgraded_idle_timeout: Duration::from_secs(10),
                 max_connections_per_workspace: 2,
+                ..Default::default()
             },
             default_workspace_port: Some(up.port()),
             ..Default::default()
