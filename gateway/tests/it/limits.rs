@@ -185,3 +185,79 @@ async fn caps_limits_and_timeouts() {
     );
     ctl.stop.cancel();
 }
+
+/// Upstream connections are reused across more workspaces than Pingora's default pool
+/// (128) holds: a second pass over 300 workspaces opens no new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_reused_across_hundreds_of_workspaces() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ctl = control();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let up = crate::auth::echo_app(&stop).await;
+    let gw = TestGateway::start(&ctl.socket).await;
+    let routes: Vec<Change> = (0..300)
+        .map(|i| route(&format!("pool-{i}"), up, None))
+        .collect();
+    publish(&ctl, routes).await;
+    let counters = |text: &str| {
+        let value = |reused: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "nocrd9_gateway_upstream_connections_total{{reused=\"{reused}\"}}"
+                    ))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (value("true"), value("false"))
+    };
+    // Keep-alive client so the gateway's side is the only variable.
+    let mut s = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let read_one = async |s: &mut tokio::net::TcpStream, path: &str| {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: gw\r\n\r\n").as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = s.read(&mut chunk).await.unwrap_or(0);
+            assert!(n > 0, "closed");
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                    return;
+                }
+            }
+        }
+    };
+    for i in 0..300 {
+        read_one(&mut s, &format!("/route/pool-{i}/")).await;
+    }
+    let (_, new_first) = counters(&get(gw.admin, "/metrics", &[]).await.body);
+    for i in 0..300 {
+        read_one(&mut s, &format!("/route/pool-{i}/")).await;
+    }
+    let (reused, new_total) = counters(&get(gw.admin, "/metrics", &[]).await.body);
+    assert_eq!(
+        new_total, new_first,
+        "the second pass opened no new upstream connection"
+    );
+    assert!(reused >= 300, "{reused} reused");
+    stop.cancel();
+    ctl.stop.cancel();
+}
