@@ -240,6 +240,70 @@ async fn wait_routable(
     timeout: Duration,
     progress: &Progress,
 ) -> Result<(), ToolError> {
+    match wait_routable_for(ctx, id, pod, timeout, progress).await {
+        Err(mut e) if e.code == 504 => {
+            // Say why, as far as the pod tells: the agent can act on "image pull failed"
+            // or "no free address", not on "not ready".
+            if let Some(why) = why_not_ready(ctx, pod).await {
+                e.message.push_str(&format!("; {why}"));
+            }
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// The pod's phase and its containers' waiting or terminated reasons, in a line.
+async fn why_not_ready(ctx: &Context, pod: &Pod) -> Option<String> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or(&ctx.namespace);
+    let name = pod.metadata.name.as_deref()?;
+    let now = Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()??;
+    let status = now.status?;
+    let mut parts = vec![format!(
+        "pod {name} is {}",
+        status.phase.as_deref().unwrap_or("Unknown")
+    )];
+    for c in status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+    {
+        let state = c.state.as_ref();
+        if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+            parts.push(format!(
+                "{}: {} {}",
+                c.name,
+                w.reason.as_deref().unwrap_or("waiting"),
+                w.message
+                    .as_deref()
+                    .map(|m| format!("({m})"))
+                    .unwrap_or_default()
+            ));
+        } else if let Some(t) = state.and_then(|s| s.terminated.as_ref())
+            && t.exit_code != 0
+        {
+            parts.push(format!(
+                "{}: exited {} {}",
+                c.name,
+                t.exit_code,
+                t.reason.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    Some(parts.join("; ").trim().to_string())
+}
+
+async fn wait_routable_for(
+    ctx: &Context,
+    id: &WorkspaceId,
+    pod: &Pod,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<(), ToolError> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + timeout;
     let timed_out = || ToolError {

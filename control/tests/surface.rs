@@ -344,3 +344,60 @@ async fn a_spawn_reports_progress_until_routable() {
     s.control.stop().await;
     s.sim.shutdown().await;
 }
+
+/// A spawn that times out says why, from the pod: here the cluster has no pod address
+/// left (a /30 holds two pods).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawn_timeout_names_the_pods_reason() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = SimConfig::for_tests();
+    config.pod_cidr.prefix = 30;
+    let sim = Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let socket = dir
+        .path()
+        .join("control.sock")
+        .to_string_lossy()
+        .to_string();
+    let args = <Args as clap::Parser>::try_parse_from([
+        "nocrd9",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--namespace",
+        "default",
+        "--gateway-socket",
+        &socket,
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let control = Control::start(&args, kube)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "http://{}/mcp",
+        control.http_addr.unwrap_or_else(|| panic!("http"))
+    );
+    let client = plain_client(&url).await;
+    let spec = json!({"containers": [{"name": "app", "image": "node:20-alpine"}]});
+    for id in ["fits-1", "fits-2"] {
+        let r = call(&client, "spawn_workspace", json!({"id": id, "spec": spec})).await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    let r = call(
+        &client,
+        "spawn_workspace",
+        json!({"id": "no-room", "spec": spec, "waitTimeoutSeconds": 1}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    let t = text(&r);
+    assert!(
+        t.contains("was not ready within 1s") && t.contains("pod CIDR has no free address"),
+        "{t}"
+    );
+    let _ = client.cancel().await;
+    control.stop().await;
+    sim.shutdown().await;
+}

@@ -149,7 +149,11 @@ async fn run(
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let o = options();
-    let sim = Sim::start(SimConfig::for_tests())
+    // A /16 pod network: the test config's /24 holds 254 pods.
+    let mut sim_config = SimConfig::for_tests();
+    sim_config.pod_cidr.base = std::net::Ipv4Addr::new(127, 10, 0, 0);
+    sim_config.pod_cidr.prefix = 16;
+    let sim = Sim::start(sim_config)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
