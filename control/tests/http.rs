@@ -4,7 +4,6 @@
 
 use std::process::Command;
 
-use control::config::Args;
 use control::run::Control;
 use loadtest::sim::{Sim, SimConfig};
 use rmcp::ServiceExt;
@@ -16,34 +15,7 @@ mod common;
 use common::call;
 
 async fn start(extra: &[&str]) -> (Sim, Control, tempfile::TempDir) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = Sim::start(SimConfig::for_tests())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir
-        .path()
-        .join("control.sock")
-        .to_string_lossy()
-        .to_string();
-    let mut argv = vec![
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--namespace",
-        "default",
-        "--gateway-socket",
-        &socket,
-    ];
-    argv.extend_from_slice(extra);
-    let args = <Args as clap::Parser>::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let control = Control::start(&args, kube)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    (sim, control, dir)
+    common::start_control(SimConfig::for_tests(), extra).await
 }
 
 async fn raw(addr: std::net::SocketAddr, request: &str) -> String {

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use control::config::Args;
 use control::run::Control;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -31,33 +30,7 @@ struct Setup {
 }
 
 async fn setup(extra: &[&str]) -> Setup {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = Sim::start(SimConfig::for_tests())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir
-        .path()
-        .join("control.sock")
-        .to_string_lossy()
-        .to_string();
-    let mut argv = vec![
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--namespace",
-        "default",
-        "--gateway-socket",
-        &socket,
-    ];
-    argv.extend_from_slice(extra);
-    let args = <Args as clap::Parser>::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let control = Control::start(&args, kube)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (sim, control, dir) = common::start_control(SimConfig::for_tests(), extra).await;
     let url = format!(
         "http://{}/mcp",
         control.http_addr.unwrap_or_else(|| panic!("http"))
@@ -352,29 +325,7 @@ async fn a_spawn_timeout_names_the_pods_reason() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = SimConfig::for_tests();
     config.pod_cidr.prefix = 30;
-    let sim = Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir
-        .path()
-        .join("control.sock")
-        .to_string_lossy()
-        .to_string();
-    let args = <Args as clap::Parser>::try_parse_from([
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--namespace",
-        "default",
-        "--gateway-socket",
-        &socket,
-    ])
-    .unwrap_or_else(|e| panic!("{e}"));
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let control = Control::start(&args, kube)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (sim, control, _dir) = common::start_control(config, &[]).await;
     let url = format!(
         "http://{}/mcp",
         control.http_addr.unwrap_or_else(|| panic!("http"))

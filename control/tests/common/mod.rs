@@ -33,3 +33,41 @@ pub fn text(r: &CallToolResult) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// `nocrd9` (HTTP on an ephemeral loopback port, namespace `default`, `extra` flags) on a
+/// fresh simulated cluster built from `config`. The temp dir holds the route socket.
+#[allow(dead_code)] // not every test binary starts its own control plane
+pub async fn start_control(
+    config: loadtest::sim::SimConfig,
+    extra: &[&str],
+) -> (loadtest::sim::Sim, control::run::Control, tempfile::TempDir) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = loadtest::sim::Sim::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let socket = dir
+        .path()
+        .join("control.sock")
+        .to_string_lossy()
+        .to_string();
+    let mut argv = vec![
+        "nocrd9",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--namespace",
+        "default",
+        "--gateway-socket",
+        &socket,
+    ];
+    argv.extend_from_slice(extra);
+    let args = <control::config::Args as clap::Parser>::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let control = control::run::Control::start(&args, kube)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (sim, control, dir)
+}
