@@ -45,6 +45,10 @@ pub struct DevArgs {
     /// Port of the gateway (workspaces at /route/<id>/); 0 picks a free one.
     #[arg(long, default_value_t = 8080)]
     pub gateway_port: u16,
+    /// HS256 secret (at least 32 bytes) for this run's tokens, so tokens outlive a
+    /// restart and other users' tokens can be minted; default: a new random one.
+    #[arg(long, env = "NOCRD9_DEV_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -105,6 +109,9 @@ pub struct Args {
     /// Register only the read tools; calls to write tools are refused.
     #[arg(long, env = "READ_ONLY")]
     pub read_only: bool,
+    /// Serve the web UI at `/` and `/ui` and as the MCP resource `ui://nogoo9/app`.
+    #[arg(long, env = "UI_ENABLED", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub ui_enabled: bool,
     /// Path prefix for every HTTP route (e.g. `/nocrd9`: MCP at `/nocrd9/mcp`).
     #[arg(long, env = "BASE_URL")]
     pub base_url: Option<String>,
@@ -202,6 +209,15 @@ pub fn validate(args: &Args) -> Result<(), Vec<String>> {
     }
     if args.default_workspace_port == 0 {
         problems.push("--default-workspace-port must be between 1 and 65535".into());
+    }
+    if let Some(Command::Dev(dev)) = &args.command
+        && let Some(secret) = &dev.jwt_secret
+        && secret.len() < 32
+    {
+        problems.push(format!(
+            "nocrd9 dev --jwt-secret (NOCRD9_DEV_JWT_SECRET) must be at least 32 bytes; it has {}",
+            secret.len()
+        ));
     }
     if let Some(url) = &args.gateway_url
         && !(url.starts_with("http://") || url.starts_with("https://"))

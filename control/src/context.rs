@@ -30,6 +30,8 @@ pub struct Context {
     pub registry_url: Option<String>,
     /// `--read-only`: write tools are neither listed nor callable.
     pub read_only: bool,
+    /// `UI_ENABLED`: the `ui://nogoo9/app` resource is listed and readable.
+    pub ui_enabled: bool,
     pub metrics: Arc<crate::metrics::ControlMetrics>,
 }
 
@@ -53,6 +55,7 @@ impl Context {
             auth: None,
             registry_url: None,
             read_only: false,
+            ui_enabled: true,
             metrics: Arc::default(),
         }
     }

@@ -113,7 +113,10 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
     };
     let gateway_url = format!("http://127.0.0.1:{gateway_port}");
     // Auth is on, with a secret made for this run and a token for the dev user.
-    let secret = random_secret()?;
+    let secret = match &dev.jwt_secret {
+        Some(s) => s.clone(),
+        None => random_secret()?,
+    };
     let token = shared::auth::mint::hs256(
         secret.as_bytes(),
         &shared::auth::mint::claims_for(DEV_USER, DEV_TOKEN_TTL_SECS),
@@ -150,6 +153,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         allowed_hosts: Vec::new(),
         activity_annotate_seconds: 30,
         read_only: false,
+        ui_enabled: true,
     };
     let control = Control::start(&args, client).await?;
     let mcp_addr = control
@@ -224,15 +228,19 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         kubeconfig.display()
     );
     println!("  MCP endpoint:      http://{mcp_addr}/mcp");
+    println!("  web UI:            http://{mcp_addr}/ui?token={token}");
     println!(
         "  gateway:           {gateway_url}  (pid {gateway_pid}, log {})",
         gateway_log.display()
     );
     println!("  template:          {DEMO_TEMPLATE} (context: PROJECT_NAME, REPO_URL)");
     println!("  demo workspace:    {url}");
-    println!(
-        "  auth:              on; user {DEV_USER:?}, token valid 24 h (a new secret each run):"
-    );
+    let secret_source = if dev.jwt_secret.is_some() {
+        "the secret from --jwt-secret"
+    } else {
+        "a new secret each run"
+    };
+    println!("  auth:              on; user {DEV_USER:?}, token valid 24 h ({secret_source}):");
     println!("  token:             {token}");
     println!("try:");
     println!("  curl -H 'Authorization: Bearer {token}' {url}hello");

@@ -123,6 +123,8 @@ pub struct HttpOptions {
     pub cors: Cors,
     /// `None`: the Host header is not checked.
     pub allowed_hosts: Option<Vec<String>>,
+    /// Serve the web UI (`UI_ENABLED`).
+    pub ui_enabled: bool,
 }
 
 impl Default for HttpOptions {
@@ -140,6 +142,7 @@ impl Default for HttpOptions {
                 ],
             },
             allowed_hosts: Some(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]),
+            ui_enabled: true,
         }
     }
 }
@@ -245,7 +248,8 @@ pub fn router(
             )
             .route(auth_http::METADATA_PATH, any(metadata))
     };
-    app.layer(opts.cors.layer())
+    app.merge(crate::ui::routes(&base, opts.ui_enabled))
+        .layer(opts.cors.layer())
 }
 
 /// Lets a request through to MCP only with a valid token (`Authorization: Bearer`, or

@@ -38,5 +38,6 @@ pub mod run;
 pub mod spawner;
 pub mod templates;
 pub mod tls;
+pub mod ui;
 pub mod watch;
 pub mod workspaces;

@@ -46,6 +46,7 @@ impl Control {
         ctx.pod_security = args.pod_security;
         ctx.registry_url = args.registry_url.clone();
         ctx.read_only = args.read_only;
+        ctx.ui_enabled = args.ui_enabled;
         ctx.auth = args
             .auth
             .build()
@@ -188,6 +189,7 @@ fn http_options(args: &Args) -> anyhow::Result<crate::http::HttpOptions> {
         base_url,
         cors,
         allowed_hosts,
+        ui_enabled: args.ui_enabled,
     })
 }
 

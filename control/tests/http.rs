@@ -165,3 +165,117 @@ async fn https_with_h2() {
     control.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_is_served_under_the_base_url_and_as_a_resource() {
+    let (sim, control, _dir) = start(&["--base-url", "/nocrd9"]).await;
+    let addr = control.http_addr.unwrap_or_else(|| panic!("http"));
+    for path in ["/nocrd9", "/nocrd9/", "/nocrd9/ui", "/nocrd9/ui/"] {
+        let page = raw(addr, &get(path, "")).await;
+        assert!(page.starts_with("HTTP/1.1 200"), "{path}: {page}");
+        let lower = page.to_ascii_lowercase();
+        assert!(
+            lower.contains("content-type: text/html; charset=utf-8"),
+            "{path}: {page}"
+        );
+        assert!(
+            lower.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+            "{path}: {page}"
+        );
+        assert!(
+            page.contains(r#"<meta name="nocrd9-base-url" content="/nocrd9">"#)
+                && page.contains(r#"src="/nocrd9/ui/app.js""#),
+            "{path}: the page calls MCP and loads assets under the base URL"
+        );
+    }
+    let script = raw(addr, &get("/nocrd9/ui/app.js", "")).await;
+    assert!(
+        script.starts_with("HTTP/1.1 200")
+            && script
+                .to_ascii_lowercase()
+                .contains("content-type: text/javascript")
+            && script.contains("class HttpTransport"),
+        "{script}"
+    );
+    let style = raw(addr, &get("/nocrd9/ui/app.css", "")).await;
+    assert!(
+        style.starts_with("HTTP/1.1 200") && style.contains("--accent"),
+        "{style}"
+    );
+    assert!(
+        raw(addr, &get("/ui", "")).await.starts_with("HTTP/1.1 404"),
+        "the UI lives under the prefix"
+    );
+
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "http://{addr}/nocrd9/mcp"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let listed = client
+        .list_resources(None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ui = listed
+        .resources
+        .iter()
+        .find(|r| r.uri == "ui://nogoo9/app")
+        .unwrap_or_else(|| panic!("ui://nogoo9/app not listed: {listed:?}"));
+    assert_eq!(ui.mime_type.as_deref(), Some("text/html;profile=mcp-app"));
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "ui://nogoo9/app",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = match &read.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        text.contains("<style>") && text.contains("class HostTransport"),
+        "the resource is self-contained"
+    );
+    let _ = client.cancel().await;
+    control.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_enabled_false_serves_neither_page_nor_resource() {
+    let (sim, control, _dir) = start(&["--ui-enabled", "false"]).await;
+    let addr = control.http_addr.unwrap_or_else(|| panic!("http"));
+    for path in ["/", "/ui", "/ui/app.js"] {
+        let page = raw(addr, &get(path, "")).await;
+        assert!(
+            page.starts_with("HTTP/1.1 404") && page.contains("UI_ENABLED=false"),
+            "{path}: {page}"
+        );
+    }
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "http://{addr}/mcp"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let listed = client
+        .list_resources(None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        listed.resources.iter().all(|r| r.uri != "ui://nogoo9/app"),
+        "{listed:?}"
+    );
+    let err = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "ui://nogoo9/app",
+        ))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("reading a disabled UI succeeded"));
+    assert!(err.to_string().contains("UI_ENABLED=false"), "{err}");
+    let _ = client.cancel().await;
+    control.stop().await;
+    sim.shutdown().await;
+}

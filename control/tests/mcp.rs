@@ -406,6 +406,33 @@ fn bad_configuration_exits_2_naming_every_problem() {
     }
 }
 
+#[test]
+fn bad_ui_and_dev_flags_exit_2_naming_the_flag() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nocrd9"))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stderr) = run(&["--ui-enabled", "maybe"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--ui-enabled"), "{stderr}");
+    let (code, stderr) = run(&[], &[("UI_ENABLED", "sometimes")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--ui-enabled"), "{stderr}");
+    let (code, stderr) = run(&["dev", "--jwt-secret", "short"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--jwt-secret") && stderr.contains("at least 32 bytes"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn tools_the_identity_cannot_use_are_not_registered() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -81,11 +81,14 @@ async fn templates_are_resources() {
     let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
     assert_eq!(
         uris,
-        ["pod-template://default/node-workspace-template"],
-        "only templates are listed"
+        [
+            "ui://nogoo9/app",
+            "pod-template://default/node-workspace-template"
+        ],
+        "the UI and the template ConfigMaps (not other ConfigMaps) are listed"
     );
     assert_eq!(
-        resources[0].description.as_deref(),
+        resources[1].description.as_deref(),
         Some("A standard Node.js development sandbox with S3 storage sync")
     );
     let read = client

@@ -38,8 +38,18 @@ pub fn templates() -> Vec<ResourceTemplate> {
 /// Every template this server can see (its namespace in namespaced mode; all
 /// namespaces it may list in cluster mode, else its own).
 pub async fn list(ctx: &Context) -> Vec<Resource> {
+    let mut out = Vec::new();
+    if ctx.ui_enabled {
+        out.push(
+            Resource::new(crate::ui::RESOURCE_URI, crate::ui::RESOURCE_NAME)
+                .with_description(
+                    "The web UI: workspaces, templates, logs and pods, driven by this server's tools.",
+                )
+                .with_mime_type(crate::ui::RESOURCE_MIME),
+        );
+    }
     if !enabled(ctx) {
-        return Vec::new();
+        return out;
     }
     let lp = ListParams::default().labels(&template_selector());
     let items = match ctx.mode {
@@ -59,33 +69,31 @@ pub async fn list(ctx: &Context) -> Vec<Resource> {
         tracing::warn!(error = %e, "listing template resources failed");
         Vec::new()
     });
-    items
-        .iter()
-        .filter_map(|cm| {
-            let ns = cm.metadata.namespace.as_deref()?;
-            let name = cm.metadata.name.as_deref()?;
-            let mut r = Resource::new(
-                format!("{TEMPLATE_SCHEME}{ns}/{name}"),
-                format!("{ns}/{name}"),
-            )
-            .with_mime_type("application/json");
-            if let Some(d) = cm
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(names::DESCRIPTION_ANNOTATION))
-            {
-                r = r.with_description(d.clone());
-            }
-            Some(r)
-        })
-        .collect()
+    out.extend(items.iter().filter_map(|cm| {
+        let ns = cm.metadata.namespace.as_deref()?;
+        let name = cm.metadata.name.as_deref()?;
+        let mut r = Resource::new(
+            format!("{TEMPLATE_SCHEME}{ns}/{name}"),
+            format!("{ns}/{name}"),
+        )
+        .with_mime_type("application/json");
+        if let Some(d) = cm
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(names::DESCRIPTION_ANNOTATION))
+        {
+            r = r.with_description(d.clone());
+        }
+        Some(r)
+    }));
+    out
 }
 
 /// `pod-template://<namespace>/<name>` → (namespace, name).
 pub fn parse_uri(uri: &str) -> Result<(&str, &str), String> {
     let rest = uri.strip_prefix(TEMPLATE_SCHEME).ok_or_else(|| {
-        format!("unknown resource {uri:?}: expected pod-template://<namespace>/<name>")
+        format!("unknown resource {uri:?}: expected pod-template://<namespace>/<name> or ui://nogoo9/app")
     })?;
     match rest.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
@@ -99,6 +107,17 @@ pub fn parse_uri(uri: &str) -> Result<(&str, &str), String> {
 
 pub async fn read(ctx: &Context, uri: &str) -> Result<ReadResourceResult, McpError> {
     let not_found = |msg: String| McpError::resource_not_found(msg, None);
+    if uri == crate::ui::RESOURCE_URI {
+        if !ctx.ui_enabled {
+            return Err(not_found(format!(
+                "{uri}: the web UI is disabled on this server (UI_ENABLED=false)"
+            )));
+        }
+        return Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(crate::ui::resource_page(), uri)
+                .with_mime_type(crate::ui::RESOURCE_MIME),
+        ]));
+    }
     if !enabled(ctx) {
         return Err(not_found(
             "template resources are disabled: this server cannot read templates (see check_permissions)".into(),

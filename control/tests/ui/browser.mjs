@@ -1,0 +1,296 @@
+// The web UI in a real browser: Debian's Chromium (headless) driven by playwright-core,
+// against `nocrd9 dev` on the simulated cluster. Started by control/tests/ui.rs, which
+// passes the addresses and tokens in the environment. Every step is bounded in time;
+// any failure exits non-zero with what was expected and what the page showed.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+
+const UI = process.env.NOCRD9_UI; // http://127.0.0.1:PORT/ui
+const MCP = process.env.NOCRD9_MCP; // http://127.0.0.1:PORT/mcp
+const TOKEN = process.env.NOCRD9_TOKEN; // the dev user's
+const OTHER_TOKEN = process.env.NOCRD9_OTHER_TOKEN; // another user's
+const SHOTS = process.env.NOCRD9_SCREENSHOTS;
+const CHROMIUM = process.env.NOCRD9_CHROMIUM || "/usr/bin/chromium";
+for (const [k, v] of Object.entries({ UI, MCP, TOKEN, OTHER_TOKEN, SHOTS })) assert.ok(v, `${k} is not set`);
+mkdirSync(SHOTS, { recursive: true });
+
+const step = (what) => console.log(`step: ${what}`);
+
+// ------------------------------------------------------------ a minimal MCP client (fetch)
+
+async function mcpSession(token) {
+  let session = null;
+  let id = 0;
+  async function post(message) {
+    const headers = {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      authorization: `Bearer ${token}`,
+      "mcp-protocol-version": "2025-06-18",
+    };
+    if (session) headers["mcp-session-id"] = session;
+    const res = await fetch(MCP, { method: "POST", headers, body: JSON.stringify(message), signal: AbortSignal.timeout(60000) });
+    assert.ok(res.ok, `${message.method}: HTTP ${res.status} ${await res.clone().text()}`);
+    session = res.headers.get("mcp-session-id") || session;
+    if (message.id === undefined) return null;
+    const text = await res.text();
+    const messages = text.split("\n").filter((l) => l.startsWith("data: {")).map((l) => JSON.parse(l.slice(6)));
+    if ((res.headers.get("content-type") || "").includes("application/json")) messages.push(JSON.parse(text));
+    const answer = messages.find((m) => m.id === message.id);
+    assert.ok(answer, `no answer to ${message.method}: ${text}`);
+    return answer;
+  }
+  await post({ jsonrpc: "2.0", id: ++id, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "ui-test", version: "1" } } });
+  await post({ jsonrpc: "2.0", method: "notifications/initialized" });
+  return {
+    request: (method, params) => post({ jsonrpc: "2.0", id: ++id, method, params }),
+    async call(name, args) {
+      const a = await post({ jsonrpc: "2.0", id: ++id, method: "tools/call", params: { name, arguments: args } });
+      assert.ok(a.result, `${name}: ${JSON.stringify(a.error)}`);
+      return a.result;
+    },
+  };
+}
+
+// ------------------------------------------------------------ setup: another user's workspace
+
+step("another user spawns a workspace the dev user must not see");
+const other = await mcpSession(OTHER_TOKEN);
+const spawned = await other.call("spawn_workspace", {
+  id: "alice-ws", templateRef: "node-workspace-template", context: { PROJECT_NAME: "a", REPO_URL: "https://example.com/a.git" },
+});
+assert.equal(spawned.isError, false, JSON.stringify(spawned));
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu"], timeout: 60000 });
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  context.setDefaultTimeout(30000);
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+
+  // ---------------------------------------------------------- sign in
+  step("open the UI: auth is on, so it asks for a token");
+  await page.goto(UI);
+  const signin = page.getByRole("region", { name: "Sign in" });
+  await signin.waitFor();
+  await page.getByLabel("Token").fill("not-a-token");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("That is not a JWT").waitFor();
+  await page.getByLabel("Token").fill(TOKEN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await signin.waitFor({ state: "hidden" });
+  await page.locator("#whoami").getByText("dev", { exact: true }).waitFor();
+  assert.match(await page.locator("#whoami").innerText(), /Signed in as dev · token expires in/);
+
+  // ---------------------------------------------------------- workspaces: only our own
+  step("the workspaces view lists the dev user's workspace, not the other user's");
+  const wsRows = page.locator("#workspaces-table tbody tr");
+  await page.locator('#workspaces-table tr[data-key="demo"]').waitFor();
+  assert.equal(await page.locator('#workspaces-table tr[data-key="alice-ws"]').count(), 0, "another user's workspace is shown");
+  assert.match(await wsRows.first().innerText(), /demo[\s\S]*dev[\s\S]*node-workspace-template[\s\S]*Running/);
+  await page.screenshot({ path: `${SHOTS}/workspaces.png` });
+
+  // ---------------------------------------------------------- spawn from a template
+  step("spawn from a template: a form with its required context");
+  await page.getByRole("button", { name: "New workspace" }).click();
+  const spawnDialog = page.locator("#spawn-dialog");
+  await spawnDialog.waitFor();
+  await spawnDialog.getByLabel("Workspace ID").fill("alice-ws");
+  await spawnDialog.getByLabel("PROJECT_NAME").fill("ui");
+  await spawnDialog.getByLabel("REPO_URL").fill("https://example.com/ui.git");
+  await spawnDialog.getByRole("button", { name: "Start workspace" }).click();
+  const spawnError = spawnDialog.locator("#spawn-error");
+  await spawnError.filter({ hasText: /\S/ }).waitFor();
+  const refusal = await spawnError.innerText();
+  assert.match(refusal, /The workspace did not start: .*alice-ws/, "someone else's id is refused, in words");
+  step(`refused as expected: ${refusal}`);
+  await spawnDialog.getByLabel("Workspace ID").fill("ui-ws");
+  await spawnDialog.getByRole("button", { name: "Start workspace" }).click();
+  await spawnDialog.waitFor({ state: "hidden", timeout: 90000 });
+  await page.locator("#banner").getByText("Workspace ui-ws is running.").waitFor();
+  const uiRow = page.locator('#workspaces-table tr[data-key="ui-ws"]');
+  await uiRow.getByText("Running").waitFor();
+
+  // ---------------------------------------------------------- logs
+  step("open its logs: pod and container picked, lines shown");
+  await uiRow.getByRole("button", { name: "Logs of workspace ui-ws" }).click();
+  await page.locator("#view-logs").waitFor();
+  await page.locator("#logs-output").filter({ hasText: "[kube-sim]" }).waitFor();
+  assert.match(await page.locator("#logs-pod").inputValue(), /ui-ws/);
+  const containers = await page.locator("#logs-container option").allInnerTexts();
+  assert.ok(containers.includes("workspace") && containers.includes("spawner-init"), `containers: ${containers}`);
+  await page.getByLabel("Container").selectOption("spawner-init");
+  await page.getByRole("button", { name: "Show logs" }).click();
+  await page.locator("#logs-status").getByText("/ spawner-init").waitFor();
+  await page.getByLabel("Follow").check();
+  await page.locator("#logs-status").getByText("following").waitFor();
+  await page.screenshot({ path: `${SHOTS}/logs.png` });
+  await page.getByLabel("Follow").uncheck();
+
+  // ---------------------------------------------------------- open through the gateway
+  step("open the workspace through the gateway");
+  await page.getByRole("tab", { name: "Workspaces" }).click();
+  const [tab] = await Promise.all([
+    context.waitForEvent("page"),
+    uiRow.getByRole("link", { name: "Open workspace ui-ws" }).click(),
+  ]);
+  await tab.waitForLoadState();
+  const body = await tab.locator("body").innerText();
+  assert.match(body, /"pod":\s*"ws-dev-ui-ws"/, `the gateway answered: ${body}`);
+  assert.match(body, /"path":\s*"\/"/, body);
+  await tab.close();
+
+  // ---------------------------------------------------------- stop
+  step("stop it: confirm, then see it gone");
+  await uiRow.getByRole("button", { name: "Stop workspace ui-ws" }).click();
+  const confirm = page.locator("#confirm-dialog");
+  await confirm.getByText("Stop workspace ui-ws?").waitFor();
+  await confirm.getByRole("button", { name: "Stop workspace" }).click();
+  await confirm.waitFor({ state: "hidden" });
+  await uiRow.waitFor({ state: "detached", timeout: 90000 });
+
+  // ---------------------------------------------------------- templates
+  step("templates: invalid JSON is refused with where and why");
+  await page.getByRole("tab", { name: "Templates" }).click();
+  await page.locator('#templates-table tr[data-key="default/node-workspace-template"]').waitFor();
+  await page.screenshot({ path: `${SHOTS}/templates.png` });
+  await page.getByRole("button", { name: "New template" }).click();
+  const editor = page.locator("#template-dialog");
+  await editor.getByLabel("Name").fill("ui-template");
+  await editor.getByLabel("Pod spec (JSON)").fill('{\n  "containers": [\n    {"name": "main", "image": "busybox",}\n  ]\n}');
+  await editor.getByRole("button", { name: "Save template" }).click();
+  const templateError = editor.locator("#template-error");
+  await templateError.getByText("The pod spec is not valid JSON").waitFor();
+  assert.match(await templateError.innerText(), /line 3/, "the error says where");
+  assert.equal(await editor.getByLabel("Pod spec (JSON)").getAttribute("aria-invalid"), "true");
+  await page.screenshot({ path: `${SHOTS}/template-error.png` });
+
+  step("templates: the server's own refusal is shown too (no containers)");
+  await editor.getByLabel("Pod spec (JSON)").fill('{"containers": []}');
+  await editor.getByRole("button", { name: "Save template" }).click();
+  await templateError.getByText("The template was not saved").waitFor();
+  assert.match(await templateError.innerText(), /container/i);
+
+  step("templates: create, view, edit, delete with confirmation");
+  await editor.getByLabel("Description").fill("made by the browser test");
+  await editor.getByLabel("Required context keys").fill("TASK");
+  await editor.getByLabel("Pod spec (JSON)").fill('{"containers": [{"name": "main", "image": "busybox"}]}');
+  await editor.getByRole("button", { name: "Save template" }).click();
+  await editor.waitFor({ state: "hidden" });
+  const tRow = page.locator('#templates-table tr[data-key="default/ui-template"]');
+  await tRow.getByText("made by the browser test").waitFor();
+  assert.match(await tRow.innerText(), /TASK/);
+  await tRow.getByRole("button", { name: "View template ui-template" }).click();
+  await page.locator("#json-body").getByText('"busybox"').waitFor();
+  await page.locator("#json-dialog").getByRole("button", { name: "Close" }).click();
+  await tRow.getByRole("button", { name: "Edit template ui-template" }).click();
+  await editor.getByLabel("Description").fill("edited by the browser test");
+  await editor.getByRole("button", { name: "Save template" }).click();
+  await editor.waitFor({ state: "hidden" });
+  await tRow.getByText("edited by the browser test").waitFor();
+  await tRow.getByRole("button", { name: "Delete template ui-template" }).click();
+  await confirm.getByText("Delete template ui-template?").waitFor();
+  await confirm.getByRole("button", { name: "Delete template" }).click();
+  await tRow.waitFor({ state: "detached" });
+
+  // ---------------------------------------------------------- pods
+  step("pods: list and details");
+  await page.getByRole("tab", { name: "Pods" }).click();
+  const podRow = page.locator('#pods-table tr[data-key="default/ws-dev-demo"]');
+  await podRow.getByText("Running").waitFor();
+  await page.screenshot({ path: `${SHOTS}/pods.png` });
+  await podRow.getByRole("button", { name: "Details of pod ws-dev-demo" }).click();
+  await page.locator("#json-body").getByText('"ws-dev-demo"').first().waitFor();
+  await page.keyboard.press("Escape");
+  await page.locator("#json-dialog").waitFor({ state: "hidden" });
+
+  // ---------------------------------------------------------- keyboard and focus
+  step("keyboard: arrows move between tabs, focus is visible");
+  await page.getByRole("tab", { name: "Pods" }).focus();
+  await page.keyboard.press("ArrowLeft");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "tab-logs");
+  await page.keyboard.press("Home");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "tab-workspaces");
+  assert.equal(await page.getByRole("tab", { name: "Workspaces" }).getAttribute("aria-selected"), "true");
+  await page.keyboard.press("Tab");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none", "the focused control shows where focus is");
+
+  // ---------------------------------------------------------- narrow screens
+  step("375 px wide: nothing overflows sideways");
+  await page.setViewportSize({ width: 375, height: 800 });
+  await page.locator('#workspaces-table tr[data-key="demo"]').waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(overflow <= 375, `the page is ${overflow} px wide at 375`);
+  await page.screenshot({ path: `${SHOTS}/workspaces-375.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // ---------------------------------------------------------- sign out
+  step("sign out: the token is forgotten and the data cleared");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signin.waitFor();
+  assert.equal(await page.evaluate(() => localStorage.getItem("nocr_token")), null);
+  assert.equal(await page.locator('#workspaces-table tr[data-key="demo"]').count(), 0);
+
+  // ---------------------------------------------------------- inside an MCP host
+  step("ui://nogoo9/app in an MCP Apps host: the postMessage bridge drives the tools");
+  const dev = await mcpSession(TOKEN);
+  const listed = await dev.request("resources/list", {});
+  const entry = listed.result.resources.find((r) => r.uri === "ui://nogoo9/app");
+  assert.ok(entry, `ui://nogoo9/app listed: ${JSON.stringify(listed.result.resources.map((r) => r.uri))}`);
+  assert.equal(entry.mimeType, "text/html;profile=mcp-app");
+  const read = await dev.request("resources/read", { uri: "ui://nogoo9/app" });
+  const html = read.result.contents[0].text;
+  const hostPage = await context.newPage();
+  const hostCalls = [];
+  // The host forwards the app's tools/call to the server with its own session.
+  await hostPage.exposeFunction("forwardToServer", async (method, params) => {
+    hostCalls.push(method);
+    return (await dev.request(method, params)).result;
+  });
+  await hostPage.setContent(`<!DOCTYPE html><html><body><iframe id="app" sandbox="allow-scripts allow-forms allow-modals" style="width:1200px;height:700px"></iframe>
+    <script>
+      const frame = document.getElementById("app");
+      window.addEventListener("message", async (ev) => {
+        if (ev.source !== frame.contentWindow) return;
+        const m = ev.data;
+        if (m.method === "ui/initialize") {
+          frame.contentWindow.postMessage({ jsonrpc: "2.0", id: m.id, result: { protocolVersion: "2026-01-26", hostInfo: { name: "test-host", version: "1" }, hostCapabilities: {}, hostContext: {} } }, "*");
+        } else if (m.id !== undefined && m.method) {
+          const result = await window.forwardToServer(m.method, m.params);
+          frame.contentWindow.postMessage({ jsonrpc: "2.0", id: m.id, result }, "*");
+        }
+      });
+      frame.srcdoc = ${JSON.stringify(html).replace(/</g, "\\u003c")};
+    </script></body></html>`);
+  const app = hostPage.frameLocator("#app");
+  await app.locator('#workspaces-table tr[data-key="demo"]').waitFor();
+  assert.ok(hostCalls.includes("tools/call"), `the host carried the calls: ${hostCalls}`);
+  await hostPage.screenshot({ path: `${SHOTS}/mcp-host.png` });
+  await hostPage.close();
+
+  assert.deepEqual(pageErrors, [], "no script errors in the page");
+
+  // ---------------------------------------------------------- the other user's view
+  step("the other user's workspace is still there, and the dev user cannot stop it");
+  const stop = await dev.call("stop_workspace", { id: "alice-ws" });
+  assert.equal(stop.isError, true, "the dev user stopped someone else's workspace");
+  const theirs = await other.call("list_workspaces", {});
+  assert.ok(theirs.structuredContent.workspaces.some((w) => w.id === "alice-ws"));
+  console.log("browser test passed");
+} catch (e) {
+  failed = true;
+  console.error(e);
+  try {
+    for (const [i, p] of browser.contexts().flatMap((c) => c.pages()).entries()) {
+      await p.screenshot({ path: `${SHOTS}/failure-${i}.png`, fullPage: true });
+      console.error(`page ${i} (${p.url()}):\n${(await p.locator("body").innerText()).slice(0, 3000)}`);
+    }
+  } catch { /* the browser may be gone */ }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
