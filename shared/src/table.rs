@@ -50,6 +50,9 @@ pub struct RouteTable {
     pub epoch: u64,
     pub version: u64,
     routes: imbl::HashMap<WorkspaceId, Arc<Route>>,
+    /// [`RouteTable::hash`], kept up to date change by change: recomputing it per version
+    /// cost O(routes) each time, which stalled the feed under a burst of updates.
+    digest: u64,
 }
 
 impl RouteTable {
@@ -58,19 +61,17 @@ impl RouteTable {
             epoch,
             version: 0,
             routes: imbl::HashMap::new(),
+            digest: 0,
         }
     }
 
     pub fn from_routes(epoch: u64, version: u64, routes: impl IntoIterator<Item = Route>) -> Self {
-        let routes = routes
-            .into_iter()
-            .map(|r| (r.workspace_id.clone(), Arc::new(r)))
-            .collect();
-        RouteTable {
-            epoch,
-            version,
-            routes,
+        let mut table = RouteTable::new(epoch);
+        table.version = version;
+        for route in routes {
+            table.insert(route);
         }
+        table
     }
 
     pub fn at(&self) -> TableVersion {
@@ -100,10 +101,7 @@ impl RouteTable {
     /// from several changes; see [`RouteTable::apply`] for the gateway side).
     pub fn apply_change(&mut self, change: &Change) {
         match change {
-            Change::Upsert { route } => {
-                self.routes
-                    .insert(route.workspace_id.clone(), Arc::new(route.clone()));
-            }
+            Change::Upsert { route } => self.insert(route.clone()),
             Change::Remove {
                 workspace_id,
                 pod_uid,
@@ -112,10 +110,21 @@ impl RouteTable {
                     .routes
                     .get(workspace_id)
                     .is_some_and(|r| &r.pod_uid == pod_uid)
+                    && let Some(old) = self.routes.remove(workspace_id)
                 {
-                    self.routes.remove(workspace_id);
+                    self.digest = self.digest.wrapping_sub(route_hash(&old));
                 }
             }
+        }
+    }
+
+    fn insert(&mut self, route: Route) {
+        self.digest = self.digest.wrapping_add(route_hash(&route));
+        if let Some(old) = self
+            .routes
+            .insert(route.workspace_id.clone(), Arc::new(route))
+        {
+            self.digest = self.digest.wrapping_sub(route_hash(&old));
         }
     }
 
@@ -171,14 +180,17 @@ impl RouteTable {
         changes
     }
 
-    /// An order-independent digest of the routes, exchanged in acks to catch drift.
+    /// An order-independent digest of the routes (a sum of per-route hashes), exchanged
+    /// in acks to catch drift. O(1): maintained as routes come and go.
     pub fn hash(&self) -> u64 {
-        self.routes.values().fold(0u64, |acc, r| {
-            acc.wrapping_add(mix(crate::hash::fnv1a(
-                &serde_json::to_vec(&**r).unwrap_or_default(),
-            )))
-        })
+        self.digest
     }
+}
+
+fn route_hash(route: &Route) -> u64 {
+    mix(crate::hash::fnv1a(
+        &serde_json::to_vec(route).unwrap_or_default(),
+    ))
 }
 
 /// A finalizer so sums of hashes of similar routes do not cancel out.
@@ -242,6 +254,30 @@ mod tests {
             assert_eq!(replay.routes, b.routes);
             assert_eq!(replay.hash(), b.hash());
             assert!(a.diff(&a).is_empty());
+        }
+    }
+
+    #[test]
+    fn the_running_digest_equals_a_full_recount() {
+        let recount = |t: &RouteTable| {
+            t.routes()
+                .fold(0u64, |acc, r| acc.wrapping_add(route_hash(r)))
+        };
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut t = rng.table();
+        for v in 1..500u64 {
+            let target = rng.table();
+            let mut changes = t.diff(&target);
+            // Stale removals (wrong pod UID) must leave the digest alone too.
+            changes.push(Change::Remove {
+                workspace_id: WorkspaceId::parse(&format!("w{}", rng.next() % 30))
+                    .unwrap_or_else(|e| panic!("{e}")),
+                pod_uid: "not-this-pod".into(),
+            });
+            t.apply(1, v - 1, v, &changes)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(t.hash(), recount(&t), "at version {v}");
+            assert_eq!(t.hash(), target.hash());
         }
     }
 
