@@ -173,6 +173,15 @@ async fn session(
         }
     });
     let _reader = AbortOnDrop(reader);
+    // Frames to control go out on their own task too, so applying deltas never waits on
+    // a write: were this loop to block writing an ack while control blocks writing the
+    // next delta (each end's socket buffer full), the feed would stall for good. Acks
+    // only ever need the latest version, so they coalesce in a watch; the rest (pongs,
+    // resync requests, activity every few seconds) are few.
+    let (out, out_rx) = tokio::sync::mpsc::unbounded_channel::<ToControl>();
+    let (acks, acks_rx) = tokio::sync::watch::channel::<Option<ToControl>>(None);
+    let _writer = AbortOnDrop(tokio::spawn(write_loop(wr, out_rx, acks_rx)));
+    let send = |msg: ToControl| out.send(msg).map_err(|_| SyncError::Closed);
     let mut report = tokio::time::interval(config.activity_every);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
@@ -184,7 +193,7 @@ async fn session(
             _ = report.tick() => {
                 let batch = activity.drain(now_ms(), ACTIVITY_FORGET_MS, ACTIVITY_BATCH);
                 if !batch.is_empty() {
-                    write_frame(&mut wr, &ToControl::Activity { workspaces: batch }).await?;
+                    send(ToControl::Activity { workspaces: batch })?;
                 }
                 continue;
             }
@@ -209,7 +218,7 @@ async fn session(
                 if last {
                     working =
                         RouteTable::from_routes(epoch, version, std::mem::take(&mut snapshot));
-                    publish(&mut wr, store, status, &working).await?;
+                    publish(&acks, store, status, &working);
                 }
             }
             ToGateway::Delta {
@@ -218,20 +227,16 @@ async fn session(
                 version,
                 changes,
             } => match working.apply(epoch, base_version, version, &changes) {
-                Ok(()) => publish(&mut wr, store, status, &working).await?,
+                Ok(()) => publish(&acks, store, status, &working),
                 Err(e) => {
                     status.resyncs.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "delta does not follow our table; asking for a snapshot");
-                    write_frame(
-                        &mut wr,
-                        &ToControl::Resync {
-                            reason: e.to_string(),
-                        },
-                    )
-                    .await?;
+                    send(ToControl::Resync {
+                        reason: e.to_string(),
+                    })?;
                 }
             },
-            ToGateway::Ping { nonce } => write_frame(&mut wr, &ToControl::Pong { nonce }).await?,
+            ToGateway::Ping { nonce } => send(ToControl::Pong { nonce })?,
             ToGateway::Pong { .. } => {}
             ToGateway::Nack { reason } => return Err(SyncError::Refused(reason)),
         }
@@ -247,19 +252,48 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn publish<W: tokio::io::AsyncWrite + Unpin>(
-    stream: &mut W,
+/// Serves the table and queues its ack (replacing any ack not yet written).
+fn publish(
+    acks: &tokio::sync::watch::Sender<Option<ToControl>>,
     store: &RouteStore,
     status: &SyncStatus,
     table: &RouteTable,
-) -> Result<(), SyncError> {
+) {
     store.replace(table.clone());
     status.applied.fetch_add(1, Ordering::Relaxed);
-    let ack = ToControl::Ack {
+    acks.send_replace(Some(ToControl::Ack {
         epoch: table.epoch,
         version: table.version,
         table_hash: table.hash(),
-    };
-    write_frame(stream, &ack).await?;
-    Ok(())
+    }));
+}
+
+/// Writes queued frames and the latest ack until the session ends or a write fails
+/// (then the read side sees the broken connection and the session reconnects).
+async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
+    mut wr: W,
+    mut out: tokio::sync::mpsc::UnboundedReceiver<ToControl>,
+    mut acks: tokio::sync::watch::Receiver<Option<ToControl>>,
+) {
+    loop {
+        let frame = tokio::select! {
+            msg = out.recv() => match msg {
+                Some(m) => m,
+                None => return,
+            },
+            changed = acks.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                match acks.borrow_and_update().clone() {
+                    Some(ack) => ack,
+                    None => continue,
+                }
+            }
+        };
+        if let Err(e) = write_frame(&mut wr, &frame).await {
+            tracing::debug!(error = %e, "writing to control failed");
+            return;
+        }
+    }
 }

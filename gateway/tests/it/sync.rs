@@ -124,3 +124,62 @@ async fn the_feed_follows_control_and_survives_its_restart() {
     control_stop.cancel();
     stop.cancel();
 }
+
+/// A burst of single-route updates (a thousand pods turning Ready at once) must all
+/// arrive. Both ends used to write from the loop that also reads: control, busy writing
+/// deltas, stopped reading acks; the gateway, blocked writing an ack, stopped reading
+/// deltas — and the feed stalled for good with part of the burst applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_updates_does_not_stall_the_feed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let socket = dir.path().join("control.sock");
+    let (control, control_stop) = start_control(&socket, 1);
+    let stop = CancellationToken::new();
+    let mut gateways = Vec::new();
+    for i in 0..3 {
+        let store = RouteStore::new();
+        tokio::spawn(sync::run(
+            SyncConfig {
+                socket: socket.clone(),
+                gateway_id: format!("gw-{i}"),
+                activity_every: Duration::from_secs(5),
+            },
+            store.clone(),
+            Arc::new(SyncStatus::default()),
+            Arc::default(),
+            stop.clone(),
+        ));
+        gateways.push(store);
+    }
+    eventually("three gateways", || control.gateways().len() == 3).await;
+    let mut last = 0;
+    for i in 0..20_000u32 {
+        last = control.update(vec![Change::Upsert {
+            route: route(&format!("ws-{i}"), &format!("uid-{i}")),
+        }]);
+    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while gateways
+            .iter()
+            .any(|s| !s.is_loaded() || s.load().version != last)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the feed stalled: gateways at {:?} of version {last}",
+            gateways.iter().map(|s| s.load().len()).collect::<Vec<_>>()
+        )
+    });
+    for s in &gateways {
+        assert_eq!(s.load().len(), 20_000);
+    }
+    control
+        .wait_applied(last, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    control_stop.cancel();
+    stop.cancel();
+}
