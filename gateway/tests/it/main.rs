@@ -12,3 +12,4 @@ mod proxy;
 mod streams;
 mod sync;
 mod tls;
+mod websockets;
