@@ -19,7 +19,9 @@ use shared::activity::ActivityLog;
 use crate::store::RouteStore;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The socket is local: a restarted control plane is worth re-dialling often (the
+/// gateway serves its last table meanwhile, so this only bounds how stale it gets).
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Control pings every 10 s; longer silence means the connection is dead.
 const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 /// Activity is reported at most this often by default (per workspace: one entry per report).
