@@ -123,6 +123,13 @@ impl Control {
             tasks.push(tokio::spawn(async move {
                 let served = match tls {
                     None => {
+                        // No Nagle: a streamed (SSE) MCP answer is written as headers, then
+                        // the event; held back until the client's delayed ACK, every tool
+                        // call took 40 ms more (the load harness's Python client saw it).
+                        use axum::serve::ListenerExt as _;
+                        let listener = listener.tap_io(|tcp| {
+                            let _ = tcp.set_nodelay(true);
+                        });
                         axum::serve(listener, app)
                             .with_graceful_shutdown(async move { stop.cancelled().await })
                             .await

@@ -69,6 +69,8 @@ impl TlsListener {
                         }
                     },
                 };
+                // See run.rs: small MCP responses must not wait for a delayed ACK.
+                let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
