@@ -189,6 +189,8 @@ def write(results, out, date):
                   f"({ck['status_errors']} non-2xx). The restarted control plane was ready "
                   f"{ck['restart_to_ready_ms']:.0f} ms after its start and the gateway had resynced (new snapshot "
                   f"applied) {ck['restart_to_resync_ms']:.0f} ms after it; table size after: {ck['table_after']:.0f}.", ""]
+    for note in results.get("notes", []):
+        lines += [f"Note: {note}", ""]
     mpath = os.path.join(out, f"{date}.md")
     with open(mpath, "w") as f:
         f.write("\n".join(lines))
