@@ -1,0 +1,128 @@
+"""Unit tests of the load harness's pure parts (run by loadtest/tests/harness.rs):
+percentiles, the wrk Lua script, Prometheus parsing, the peers' configurations, the
+report, and the suite's refusal to start without its tools."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+from unittest import mock
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster  # noqa: E402
+import measure  # noqa: E402
+import peers  # noqa: E402
+import report  # noqa: E402
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+ROUTES = [("ws-000001", "127.64.0.1", "user-000001"), ("ws-000002", "127.64.0.2", "user-000002")]
+
+
+def run(**extra):
+    base = {"rps": 1000.0, "p50": 500, "p99": 2000, "p999": 4000, "cpu_us_per_req": 90.0, "rss_kib": 40960,
+            "new_upstream_per_1k": 0.1, "errors": 0, "status_errors": 0}
+    base.update(extra)
+    return base
+
+
+class Harness(unittest.TestCase):
+    def test_percentiles_interpolate(self):
+        self.assertEqual(report.pct([1, 2, 3, 4, 5], 50), 3)
+        self.assertAlmostEqual(report.pct(list(range(1, 101)), 99), 99.01)
+        self.assertTrue(report.pct([], 50) != report.pct([], 50))  # NaN for no data
+
+    def test_lua_renders_requests_in_init_with_each_owners_token(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "x.lua")
+            measure.write_lua(path, ["ws-000001", "ws-000002"], ["tok-1", "tok-2"])
+            lua = read(path)
+        self.assertIn('"/route/ws-000002/some/path?x=1"', lua)
+        self.assertIn('"tok-2"', lua)
+        # wrk knows the Host header only from init on (rendering earlier sent none).
+        self.assertIn("init = function(args)", lua)
+        self.assertIn("WRKJSON", lua)
+
+    def test_metrics_are_summed_over_label_sets_and_not_confused_with_prefixes(self):
+        page = ("# HELP x_total help\nx_total{a=\"1\"} 2\nx_total{a=\"2\"} 3\nx_total_more 100\n")
+        with mock.patch.object(measure, "http_get", return_value=(200, page.encode())):
+            self.assertEqual(measure.metric("http://unused", "x_total"), 5)
+            self.assertIsNone(measure.metric("http://unused", "y_total"))
+
+    def test_haproxy_checks_the_token_and_the_owner_only_when_asked(self):
+        with tempfile.TemporaryDirectory() as d:
+            plain = read(peers.haproxy_conf(d, ROUTES, 18111))
+            hs = read(peers.haproxy_conf(d, ROUTES, 18112, "HS256", "s3cret", None))
+            owners = read(os.path.join(d, "ws2owner.map"))
+        self.assertNotIn("jwt_verify", plain)
+        self.assertIn('jwt_verify(txn.alg,"s3cret")', hs)
+        self.assertIn("strcmp(txn.owner)", hs)
+        self.assertIn("ws-000002 user-000002", owners)
+        self.assertIn("maxconn 9000", plain)  # 2 × maxconn must stay under the 20,000-fd limit
+
+    def test_nginx_maps_every_id_to_its_own_pooled_upstream(self):
+        with tempfile.TemporaryDirectory() as d:
+            peers.nginx_conf(d, ROUTES, 18101)
+            ups = read(os.path.join(d, "nginx-upstreams.conf"))
+        self.assertIn("upstream u_ws-000002 { server 127.64.0.2:18080; keepalive 16;", ups)
+
+    def test_tokens_verify_as_jwts(self):
+        tok = cluster.hs256("secret-secret-secret-secret-secret-00", "user-1", ttl=60)
+        header, payload, _ = tok.split(".")
+        claims = json.loads(cluster.base64.urlsafe_b64decode(payload + "=="))
+        self.assertEqual(claims["sub"], "user-1")
+
+    def test_the_report_has_the_tables_and_says_when_a_run_stopped(self):
+        results = {
+            "config": {"main_n": 1000, "runs": 1, "duration": 3, "warmup": 1, "ws_hold": 10},
+            "machine": {"cpu": "test cpu", "cores": 2}, "start_gate": {"busy": 0.01},
+            "checks": [{"proxy": "gateway", "path": "/route/x/", "expect": 404, "got": 404, "ok": True}],
+            "main": {"gateway": [run()], "haproxy": [run(cpu_us_per_req=34.0)]},
+            "scale": {"10": {"runs": [run()], "traffic_routes": 10, "rss_kib": 1024},
+                      "1000": {"runs": [run(rps=900.0)], "traffic_routes": 1000, "rss_kib": 2048}},
+            "churn": {"0": [run()], "100": [run(route_changes_per_s=99, deltas_applied_per_s=198)]},
+            "aborted": "TimeoutError: limit", "notes": ["a note"],
+        }
+        with tempfile.TemporaryDirectory() as d:
+            paths = report.write(results, d, "2000-01-01")
+            md = read(paths[0])
+            svg = read(os.path.join(d, "2000-01-01-scale.svg"))
+        self.assertIn("| gateway | 1,000 (1,000–1,000)", md)
+        self.assertIn("anchor 17.7", md)
+        self.assertIn("The run stopped early: TimeoutError: limit", md)
+        self.assertIn("Note: a note", md)
+        self.assertIn("1/1 passed", md)
+        self.assertTrue(svg.startswith("<svg"))
+
+    def test_the_suite_refuses_to_start_without_its_binaries(self):
+        env = dict(os.environ, PATH=os.environ.get("PATH", ""))
+        with tempfile.TemporaryDirectory() as d:
+            script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suite.py")
+            # A copy of the harness whose target/release is empty: exit 2, naming the binary.
+            harness = os.path.join(d, "loadtest", "harness")
+            os.makedirs(harness)
+            for f in ("suite.py", "measure.py", "cluster.py", "peers.py", "report.py"):
+                with open(os.path.join(os.path.dirname(script), f)) as src, open(os.path.join(harness, f), "w") as dst:
+                    dst.write(src.read())
+            fake_bin = os.path.join(d, "bin")
+            os.makedirs(fake_bin)
+            for tool in ("nginx", "haproxy", "wrk", "node", "taskset"):
+                p = os.path.join(fake_bin, tool)
+                with open(p, "w") as f:
+                    f.write("#!/bin/sh\nexit 0\n")
+                os.chmod(p, 0o755)
+            env["PATH"] = fake_bin + os.pathsep + env["PATH"]
+            out = subprocess.run([sys.executable, os.path.join(harness, "suite.py")], capture_output=True,
+                                 text=True, env=env, timeout=60)
+        self.assertEqual(out.returncode, 2, out.stderr)
+        self.assertIn("nocrd9 is missing", out.stderr)
+        self.assertIn("cargo build --release --workspace --bins", out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
