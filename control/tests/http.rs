@@ -237,6 +237,23 @@ async fn the_ui_is_served_under_the_base_url_and_as_a_resource() {
         text.contains("<style>") && text.contains("class HostTransport"),
         "the resource is self-contained"
     );
+    let tools = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let meta = |name: &str| {
+        tools
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.meta.as_ref())
+            .map(|m| serde_json::Value::Object(m.0.clone()))
+    };
+    assert_eq!(
+        meta("list_workspaces").map(|m| m["ui"]["resourceUri"].clone()),
+        Some(serde_json::json!("ui://nogoo9/app")),
+        "list_workspaces points MCP hosts at the UI"
+    );
+    assert_eq!(meta("spawn_workspace"), None, "only list_workspaces does");
     let _ = client.cancel().await;
     control.stop().await;
     sim.shutdown().await;
@@ -266,6 +283,14 @@ async fn ui_enabled_false_serves_neither_page_nor_resource() {
     assert!(
         listed.resources.iter().all(|r| r.uri != "ui://nogoo9/app"),
         "{listed:?}"
+    );
+    let tools = client
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        tools.iter().all(|t| t.meta.is_none()),
+        "no tool points at a disabled UI"
     );
     let err = client
         .read_resource(rmcp::model::ReadResourceRequestParams::new(

@@ -388,6 +388,18 @@ impl NoCrdServer {
                 router.remove_route(&tool);
             }
         }
+        if ctx.ui_enabled
+            && let Some(route) = router.map.get_mut("list_workspaces")
+        {
+            // MCP Apps: a host may render the Pod Manager for this tool's results. Only
+            // here (the "show me my workspaces" entry point), so agents spawning many
+            // workspaces do not get a UI per call. Both spellings hosts read.
+            let uri = crate::ui::RESOURCE_URI;
+            let meta = serde_json::json!({"ui": {"resourceUri": uri}, "ui/resourceUri": uri});
+            if let serde_json::Value::Object(map) = meta {
+                route.attr.meta = Some(rmcp::model::MetaObject(map));
+            }
+        }
         router
     }
 
