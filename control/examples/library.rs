@@ -8,10 +8,10 @@ use std::time::Duration;
 use control::caller::Caller;
 use control::config::Mode;
 use control::context::Context;
-use control::mcp::template_writes::{self, TemplateWriteArgs};
 use control::progress::Progress;
+use control::template_writes::{self, TemplateFields};
 use control::workspaces::{self, SpawnRequest};
-use loadtest::sim::{Sim, SimConfig};
+use kube_sim::{Sim, SimConfig};
 use serde_json::json;
 
 /// Creates a template, spawns a workspace from it, lists and stops it; returns what
@@ -21,16 +21,19 @@ pub async fn run() -> anyhow::Result<serde_json::Value> {
     let sim = Sim::start(SimConfig::for_tests()).await?;
     // Any kube::Client works: in a cluster, `kube::Client::try_default().await?`.
     let client = sim.client().await?;
-    let ctx = Context::new(client, "default".into(), Mode::Namespaced, None, None);
+    let ctx = Context::new(client, "default".into(), Mode::Namespaced);
     let me = Caller::Operator;
 
-    let args: TemplateWriteArgs = serde_json::from_value(json!({
-        "name": "python-sandbox",
-        "description": "Python with a project checked out",
-        "spec": {"containers": [{"name": "main", "image": "python:3.12"}]},
-        "annotations": {"nogoo9/required-context": "PROJECT"},
-    }))?;
-    template_writes::create(&ctx, args)
+    let template = TemplateFields {
+        description: Some("Python with a project checked out".into()),
+        spec: Some(json!({"containers": [{"name": "main", "image": "python:3.12"}]})),
+        annotations: BTreeMap::from([(
+            "nogoo9/required-context".to_string(),
+            "PROJECT".to_string(),
+        )]),
+        ..TemplateFields::default()
+    };
+    template_writes::create(&ctx, None, "python-sandbox", template)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
 
@@ -64,7 +67,7 @@ pub async fn run() -> anyhow::Result<serde_json::Value> {
     Ok(listed.structured)
 }
 
-#[allow(dead_code)] // when included by tests/library.rs, `run` is called directly
+#[allow(dead_code)] // when included by tests/it/library.rs, `run` is called directly
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     run().await.map(|_| ())

@@ -1,9 +1,14 @@
 //! `nocrd9`'s flags and environment variables (the names of the original no-crd), and
-//! the one validated configuration built from them.
+//! the one validated configuration built from them: [`ControlConfig::from_args`] checks
+//! every flag once and reports every problem at once; [`crate::run::Control::start`]
+//! takes the result, and tests build a [`ControlConfig`] directly.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use axum::http::{HeaderName, HeaderValue, Method};
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,6 +33,12 @@ impl Mode {
             Mode::Namespaced => "namespaced",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -84,6 +95,9 @@ pub struct Args {
     /// Log level (debug, info, warning, error, fatal; or a tracing filter); logs go to stderr.
     #[arg(short = 'l', long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Log lines as JSON objects (the default; what log pipelines read) or plain text.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
     /// The Unix socket gateways connect to for routes (created with mode 0600).
     #[arg(
         long,
@@ -189,72 +203,278 @@ pub fn apply_env_aliases(args: &mut Args, cli: &[String], env: impl Fn(&str) -> 
 }
 
 /// `LOG_LEVEL` as a tracing filter: the original's `warning` and `fatal` mean `warn`
-/// and `error`.
+/// and `error`. The Kubernetes client logs a whole response body when it cannot decode
+/// one (other users' pods and their context env, say), so its client module logs errors
+/// only, whatever the level.
 pub fn log_filter(level: &str) -> String {
-    match level.trim() {
-        "warning" => "warn".into(),
-        "fatal" => "error".into(),
-        other => other.to_string(),
+    let level = match level.trim() {
+        "warning" => "warn",
+        "fatal" => "error",
+        other => other,
+    };
+    format!("{level},kube_client::client=error")
+}
+
+/// `--base-url` as a clean prefix: `""` or `/a/b` (leading slash, no trailing one).
+pub fn normalize_base_url(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = trimmed.starts_with('/')
+        && trimmed[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+        });
+    if ok {
+        Ok(trimmed.to_string())
+    } else {
+        Err(format!(
+            "--base-url {raw:?} must be a path like /nocrd9 (letters, digits, -._~ between slashes)"
+        ))
     }
 }
 
-/// Every problem with the configuration, reported at once.
-pub fn validate(args: &Args) -> Result<(), Vec<String>> {
-    let mut problems = Vec::new();
-    if shared::ids::WorkspaceId::parse(&args.namespace).is_err() {
-        problems.push(format!(
-            "--namespace {:?} is not a valid namespace name (a DNS label)",
-            args.namespace
-        ));
+/// Parsed CORS flags.
+#[derive(Debug, Clone)]
+pub struct Cors {
+    /// `None`: any origin (`*`).
+    pub origins: Option<Vec<HeaderValue>>,
+    pub methods: Vec<Method>,
+    pub headers: Vec<HeaderName>,
+}
+
+impl Cors {
+    pub fn parse(origin: &str, methods: &str, headers: &str) -> Result<Cors, String> {
+        let list = |s: &str| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let origins = if origin.trim() == "*" {
+            None
+        } else {
+            Some(
+                list(origin)
+                    .iter()
+                    .map(|o| {
+                        if !(o.starts_with("http://") || o.starts_with("https://")) {
+                            return Err(format!(
+                                "--cors-origin {o:?} must be `*` or an http(s):// origin"
+                            ));
+                        }
+                        HeaderValue::from_str(o)
+                            .map_err(|_| format!("--cors-origin {o:?} is not a valid origin"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        };
+        let methods = list(methods)
+            .iter()
+            .map(|m| {
+                Method::from_bytes(m.as_bytes())
+                    .map_err(|_| format!("--cors-methods: {m:?} is not an HTTP method"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let headers = list(headers)
+            .iter()
+            .map(|h| {
+                HeaderName::from_bytes(h.as_bytes())
+                    .map_err(|_| format!("--cors-headers: {h:?} is not a header name"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Cors {
+            origins,
+            methods,
+            headers,
+        })
     }
-    if args.default_workspace_port == 0 {
-        problems.push("--default-workspace-port must be between 1 and 65535".into());
+}
+
+/// What the HTTP server is configured with beyond the tools' context.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub base_url: String,
+    pub cors: Cors,
+    /// `None`: the Host header is not checked.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Serve the web UI (`UI_ENABLED`).
+    pub ui_enabled: bool,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            base_url: String::new(),
+            cors: Cors {
+                origins: None,
+                methods: vec![Method::GET, Method::POST, Method::DELETE, Method::OPTIONS],
+                headers: vec![
+                    HeaderName::from_static("content-type"),
+                    HeaderName::from_static("authorization"),
+                    HeaderName::from_static("mcp-protocol-version"),
+                    HeaderName::from_static("mcp-session-id"),
+                    HeaderName::from_static("last-event-id"),
+                ],
+            },
+            allowed_hosts: Some(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]),
+            ui_enabled: true,
+        }
     }
-    if let Some(Command::Dev(dev)) = &args.command
-        && let Some(secret) = &dev.jwt_secret
-        && secret.len() < 32
-    {
-        problems.push(format!(
-            "nocrd9 dev --jwt-secret (NOCRD9_DEV_JWT_SECRET) must be at least 32 bytes; it has {}",
-            secret.len()
-        ));
+}
+
+/// Everything `nocrd9` runs with, checked. Built from the flags by [`ControlConfig::from_args`]
+/// or directly ([`ControlConfig::local`] and field updates) by tests and `nocrd9 dev`.
+#[derive(Clone)]
+pub struct ControlConfig {
+    pub transport: Transport,
+    pub mode: Mode,
+    /// The default namespace (the only one in namespaced mode).
+    pub namespace: String,
+    /// Where HTTP is served (port 0: any free port).
+    pub listen: SocketAddr,
+    pub gateway_socket: PathBuf,
+    /// Public base URL of the gateway, for workspace URLs.
+    pub gateway_url: Option<String>,
+    pub default_workspace_port: u16,
+    /// Ask the API server which tools this identity can use (SelfSubjectAccessReview).
+    pub permission_checks: bool,
+    pub pod_security: crate::pod_security::Level,
+    pub registry_url: Option<String>,
+    pub read_only: bool,
+    pub http: HttpOptions,
+    /// HTTPS instead of HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How often gateway-reported activity is written to pods.
+    pub activity_annotate_every: Duration,
+    /// Token verification for the HTTP transport (`None`: auth off).
+    pub auth: Option<Arc<shared::auth::Verifier>>,
+}
+
+impl ControlConfig {
+    /// Serving HTTP on an ephemeral loopback port in `namespace`, routes on
+    /// `gateway_socket`, everything else at its flag's default.
+    pub fn local(namespace: &str, gateway_socket: PathBuf) -> ControlConfig {
+        ControlConfig {
+            transport: Transport::Http,
+            mode: Mode::Cluster,
+            namespace: namespace.to_string(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            gateway_socket,
+            gateway_url: None,
+            default_workspace_port: shared::names::DEFAULT_WORKSPACE_PORT,
+            permission_checks: true,
+            pod_security: crate::pod_security::Level::Baseline,
+            registry_url: None,
+            read_only: false,
+            http: HttpOptions::default(),
+            tls: None,
+            activity_annotate_every: Duration::from_secs(30),
+            auth: None,
+        }
     }
-    if let Some(url) = &args.gateway_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        problems.push(format!(
-            "--gateway-url {url:?} must start with http:// or https://"
-        ));
-    }
-    if let Some(url) = &args.registry_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        problems.push(format!(
-            "--registry-url {url:?} must start with http:// or https://"
-        ));
-    }
-    if let Some(base) = &args.base_url
-        && let Err(e) = crate::http::normalize_base_url(base)
-    {
-        problems.push(e);
-    }
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key)
-        && let Err(e) = crate::tls::server_config(cert, key)
-    {
-        problems.push(e);
-    }
-    if let Err(e) =
-        crate::http::Cors::parse(&args.cors_origin, &args.cors_methods, &args.cors_headers)
-    {
-        problems.push(e);
-    }
-    if let Err(auth) = args.auth.build() {
-        problems.extend(auth);
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
+
+    /// Checks every flag; every problem is reported at once.
+    pub fn from_args(args: &Args) -> Result<ControlConfig, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut check = |r: Result<(), String>| {
+            if let Err(e) = r {
+                problems.push(e);
+            }
+        };
+        if shared::ids::WorkspaceId::parse(&args.namespace).is_err() {
+            check(Err(format!(
+                "--namespace {:?} is not a valid namespace name (a DNS label)",
+                args.namespace
+            )));
+        }
+        if args.default_workspace_port == 0 {
+            check(Err(
+                "--default-workspace-port must be between 1 and 65535".into()
+            ));
+        }
+        if let Some(Command::Dev(dev)) = &args.command
+            && let Some(secret) = &dev.jwt_secret
+            && secret.len() < 32
+        {
+            check(Err(format!(
+                "nocrd9 dev --jwt-secret (NOCRD9_DEV_JWT_SECRET) must be at least 32 bytes; it has {}",
+                secret.len()
+            )));
+        }
+        for (flag, url) in [
+            ("--gateway-url", &args.gateway_url),
+            ("--registry-url", &args.registry_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                check(Err(format!(
+                    "{flag} {url:?} must start with http:// or https://"
+                )));
+            }
+        }
+        let base_url = normalize_base_url(args.base_url.as_deref().unwrap_or_default());
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => crate::tls::server_config(cert, key).map(Some),
+            _ => Ok(None),
+        };
+        let cors = Cors::parse(&args.cors_origin, &args.cors_methods, &args.cors_headers);
+        let auth = args.auth.build();
+        let (base_url, tls, cors, auth) = match (base_url, tls, cors, auth) {
+            (Ok(b), Ok(t), Ok(c), Ok(a)) if problems.is_empty() => (b, t, c, a),
+            (b, t, c, a) => {
+                for e in [b.err(), t.err(), c.err()].into_iter().flatten() {
+                    problems.push(e);
+                }
+                problems.extend(a.err().unwrap_or_default());
+                return Err(problems);
+            }
+        };
+        let hosts: Vec<String> = args
+            .allowed_hosts
+            .iter()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+        let allowed_hosts = if hosts.iter().any(|h| h == "*") {
+            None
+        } else if !hosts.is_empty() {
+            Some(hosts)
+        } else if args.host.is_loopback() {
+            HttpOptions::default().allowed_hosts
+        } else {
+            // A server behind a Service is reached by names it cannot know.
+            None
+        };
+        Ok(ControlConfig {
+            transport: args.transport,
+            mode: args.mode,
+            namespace: args.namespace.clone(),
+            listen: SocketAddr::new(args.host, args.port),
+            gateway_socket: args.gateway_socket.clone(),
+            gateway_url: args.gateway_url.clone(),
+            default_workspace_port: args.default_workspace_port,
+            permission_checks: !args.disable_permission_checks,
+            pod_security: args.pod_security,
+            registry_url: args.registry_url.clone(),
+            read_only: args.read_only,
+            http: HttpOptions {
+                base_url,
+                cors,
+                allowed_hosts,
+                ui_enabled: args.ui_enabled,
+            },
+            tls: tls.map(Arc::new),
+            activity_annotate_every: Duration::from_secs(args.activity_annotate_seconds),
+            auth,
+        })
     }
 }
 
@@ -275,7 +495,7 @@ mod tests {
             "--auth-enabled",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
-        let problems = validate(&args).expect_err("invalid");
+        let problems = ControlConfig::from_args(&args).err().expect("invalid");
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(
             problems[3].contains("AUTH_ENABLED needs a key"),
@@ -283,7 +503,7 @@ mod tests {
         );
         let ok = Args::try_parse_from(["nocrd9", "--gateway-url", "http://127.0.0.1:8080"])
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(validate(&ok).is_ok());
+        assert!(ControlConfig::from_args(&ok).is_ok());
         assert!(Args::try_parse_from(["nocrd9", "--transport", "carrier-pigeon"]).is_err());
     }
 
@@ -304,8 +524,41 @@ mod tests {
         assert_eq!(args.cors_origin, "https://a.example", "alias used");
         assert_eq!(args.cors_methods, "POST", "the flag wins");
         assert_ne!(args.cors_headers, "x-alias", "the primary variable wins");
-        assert_eq!(log_filter("warning"), "warn");
-        assert_eq!(log_filter("fatal"), "error");
-        assert_eq!(log_filter("debug"), "debug");
+        assert_eq!(log_filter("warning"), "warn,kube_client::client=error");
+        assert_eq!(log_filter("fatal"), "error,kube_client::client=error");
+        assert_eq!(log_filter("debug"), "debug,kube_client::client=error");
+    }
+
+    #[test]
+    fn base_urls_are_normalized_or_refused() {
+        assert_eq!(normalize_base_url("/nocrd9/").as_deref(), Ok("/nocrd9"));
+        assert_eq!(normalize_base_url("/a/b").as_deref(), Ok("/a/b"));
+        assert_eq!(normalize_base_url("/").as_deref(), Ok(""));
+        for bad in ["nocrd9", "/a//b", "/a/../b", "/a b", "/a?x"] {
+            assert!(normalize_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cors_flags_are_checked() {
+        assert!(Cors::parse("*", "GET, POST", "Content-Type").is_ok_and(|c| c.origins.is_none()));
+        let c = Cors::parse("https://a.example, http://localhost:5173", "GET", "x-a")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.origins.map(|o| o.len()), Some(2));
+        assert!(
+            Cors::parse("a.example", "GET", "x")
+                .unwrap_err()
+                .contains("--cors-origin")
+        );
+        assert!(
+            Cors::parse("*", "GE T", "x")
+                .unwrap_err()
+                .contains("--cors-methods")
+        );
+        assert!(
+            Cors::parse("*", "GET", "bad header")
+                .unwrap_err()
+                .contains("--cors-headers")
+        );
     }
 }

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use shared::ids::WorkspaceId;
 
-use crate::config::Mode;
-use crate::mcp::outcome::ToolError;
+use crate::config::{ControlConfig, Mode};
+use crate::outcome::ToolError;
 use crate::permissions::PermissionReport;
 use crate::publish::Publisher;
 
@@ -36,19 +36,15 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(
-        client: kube::Client,
-        namespace: String,
-        mode: Mode,
-        publisher: Option<Publisher>,
-        gateway_url: Option<String>,
-    ) -> Self {
+    /// A context with every setting at its default (auth off, no publisher): what a
+    /// library user starts from.
+    pub fn new(client: kube::Client, namespace: String, mode: Mode) -> Self {
         Context {
             client,
             namespace,
             mode,
-            publisher,
-            gateway_url,
+            publisher: None,
+            gateway_url: None,
             spawn_locks: Arc::default(),
             permissions: None,
             pod_security: crate::pod_security::Level::Baseline,
@@ -58,6 +54,23 @@ impl Context {
             ui_enabled: true,
             metrics: Arc::default(),
         }
+    }
+
+    /// The context `nocrd9` runs tools with (permissions are filled in at start).
+    pub fn from_config(
+        client: kube::Client,
+        config: &ControlConfig,
+        publisher: Option<Publisher>,
+    ) -> Self {
+        let mut ctx = Context::new(client, config.namespace.clone(), config.mode);
+        ctx.publisher = publisher;
+        ctx.gateway_url = config.gateway_url.clone();
+        ctx.pod_security = config.pod_security;
+        ctx.registry_url = config.registry_url.clone();
+        ctx.read_only = config.read_only;
+        ctx.ui_enabled = config.http.ui_enabled;
+        ctx.auth = config.auth.clone();
+        ctx
     }
 
     /// Serializes spawns of one workspace id (in this process).

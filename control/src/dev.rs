@@ -5,6 +5,7 @@
 //! everything, the gateway and every process the simulated pods started included.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,10 +14,10 @@ use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
-use loadtest::sim::{Sim, SimConfig};
+use kube_sim::{Sim, SimConfig};
 use serde_json::json;
 
-use crate::config::{Args, DevArgs, Mode, Transport};
+use crate::config::{ControlConfig, DevArgs};
 use crate::run::Control;
 use crate::workspaces::{self, SpawnRequest};
 
@@ -127,35 +128,13 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         expires_at: u64::MAX,
     });
     let socket = dir.path().join("control.sock");
-    let args = Args {
-        command: None,
-        transport: Transport::Http,
-        mode: Mode::Cluster,
-        namespace: "default".into(),
-        port: dev.port,
-        host: [127, 0, 0, 1].into(),
-        log_level: "info".into(),
-        gateway_socket: socket.clone(),
-        gateway_url: Some(gateway_url.clone()),
-        default_workspace_port: shared::names::DEFAULT_WORKSPACE_PORT,
-        disable_permission_checks: false,
-        pod_security: crate::pod_security::Level::Baseline,
-        auth: shared::auth::AuthArgs::hs256(&secret),
-        registry_url: None,
-        base_url: None,
-        tls_cert: None,
-        tls_key: None,
-        cors_origin: "*".into(),
-        cors_methods: "GET, POST, DELETE, OPTIONS".into(),
-        cors_headers:
-            "Content-Type, Authorization, mcp-protocol-version, mcp-session-id, last-event-id"
-                .into(),
-        allowed_hosts: Vec::new(),
-        activity_annotate_seconds: 30,
-        read_only: false,
-        ui_enabled: true,
-    };
-    let control = Control::start(&args, client).await?;
+    let mut config = ControlConfig::local("default", socket.clone());
+    config.listen = SocketAddr::from(([127, 0, 0, 1], dev.port));
+    config.gateway_url = Some(gateway_url.clone());
+    config.auth = shared::auth::AuthArgs::hs256(&secret)
+        .build()
+        .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+    let control = Control::start(&config, client).await?;
     let mcp_addr = control
         .http_addr
         .context("the control plane has no HTTP address")?;

@@ -7,29 +7,11 @@
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use schemars::JsonSchema;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::outcome::{Outcome, ToolError};
 use crate::context::Context;
+use crate::outcome::{Outcome, ToolError};
 use crate::templates;
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FromTemplateArgs {
-    /// Template: `pod-template://ns/name`, `ns/name` or `name`.
-    pub template_ref: String,
-    /// The new pod's name.
-    pub name: String,
-    /// The pod's namespace (defaults to the server's; ignored in namespaced mode).
-    pub namespace: Option<String>,
-    /// Per-container overrides, matched by `name`: image, command, args, env (merged by name),
-    /// envFrom, resources, volumeMounts.
-    pub container_overrides: Option<Vec<Map<String, Value>>>,
-    /// Top-level PodSpec fields that replace the template's (labels/annotations merge per key).
-    pub top_level_overrides: Option<Map<String, Value>>,
-}
 
 /// `env` lists merged by name: base order kept, override values win, new names appended.
 fn merge_env(base: &[Value], overrides: &[Value]) -> Vec<Value> {
@@ -98,9 +80,17 @@ pub fn merge(
     Ok(spec)
 }
 
-pub async fn create(ctx: &Context, args: FromTemplateArgs) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(args.namespace.as_deref())?;
-    let (tns, tname) = templates::parse_ref(&args.template_ref, &ctx.namespace);
+/// `create_pod_from_template`: the template's spec with the overrides merged in.
+pub async fn create(
+    ctx: &Context,
+    template_ref: &str,
+    namespace: Option<&str>,
+    name: &str,
+    top_level_overrides: Option<&Map<String, Value>>,
+    container_overrides: &[Map<String, Value>],
+) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(namespace)?;
+    let (tns, tname) = templates::parse_ref(template_ref, &ctx.namespace);
     let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &tns)
         .get(&tname)
         .await?;
@@ -113,21 +103,16 @@ pub async fn create(ctx: &Context, args: FromTemplateArgs) -> Result<Outcome, To
         .unwrap_or_default();
     let Ok(Value::Object(spec)) = serde_json::from_str::<Value>(&raw) else {
         return Err(ToolError::bad_input(format!(
-            "Template \"{}\" has no usable data.spec",
-            args.template_ref
+            "Template \"{template_ref}\" has no usable data.spec"
         )));
     };
-    let merged = merge(
-        spec,
-        args.top_level_overrides.as_ref(),
-        args.container_overrides.as_deref().unwrap_or_default(),
-    )?;
+    let merged = merge(spec, top_level_overrides, container_overrides)?;
     let parsed = templates::parse_spec(&Value::Object(merged))
         .map_err(|e| ToolError::bad_input(e.to_string()))?;
-    super::pod_writes::create_checked(
+    crate::pod_writes::create_checked(
         ctx,
         &ns,
-        &args.name,
+        name,
         parsed.labels,
         parsed.annotations,
         parsed.pod,

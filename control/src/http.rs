@@ -19,131 +19,19 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::config::{Cors, HttpOptions};
 use crate::context::Context;
 use crate::mcp::NoCrdServer;
 use crate::metrics::ControlMetrics;
 
-/// `--base-url` as a clean prefix: `""` or `/a/b` (leading slash, no trailing one).
-pub fn normalize_base_url(raw: &str) -> Result<String, String> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    if trimmed.is_empty() {
-        return Ok(String::new());
-    }
-    let ok = trimmed.starts_with('/')
-        && trimmed[1..].split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
-        });
-    if ok {
-        Ok(trimmed.to_string())
-    } else {
-        Err(format!(
-            "--base-url {raw:?} must be a path like /nocrd9 (letters, digits, -._~ between slashes)"
-        ))
-    }
-}
-
-/// Parsed CORS flags.
-#[derive(Debug, Clone)]
-pub struct Cors {
-    /// `None`: any origin (`*`).
-    pub origins: Option<Vec<HeaderValue>>,
-    pub methods: Vec<Method>,
-    pub headers: Vec<HeaderName>,
-}
-
-impl Cors {
-    pub fn parse(origin: &str, methods: &str, headers: &str) -> Result<Cors, String> {
-        let list = |s: &str| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        };
-        let origins = if origin.trim() == "*" {
-            None
-        } else {
-            Some(
-                list(origin)
-                    .iter()
-                    .map(|o| {
-                        if !(o.starts_with("http://") || o.starts_with("https://")) {
-                            return Err(format!(
-                                "--cors-origin {o:?} must be `*` or an http(s):// origin"
-                            ));
-                        }
-                        HeaderValue::from_str(o)
-                            .map_err(|_| format!("--cors-origin {o:?} is not a valid origin"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
-        };
-        let methods = list(methods)
-            .iter()
-            .map(|m| {
-                Method::from_bytes(m.as_bytes())
-                    .map_err(|_| format!("--cors-methods: {m:?} is not an HTTP method"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let headers = list(headers)
-            .iter()
-            .map(|h| {
-                HeaderName::from_bytes(h.as_bytes())
-                    .map_err(|_| format!("--cors-headers: {h:?} is not a header name"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Cors {
-            origins,
-            methods,
-            headers,
-        })
-    }
-
-    fn layer(&self) -> CorsLayer {
-        let layer = CorsLayer::new()
-            .allow_methods(self.methods.clone())
-            .allow_headers(self.headers.clone())
-            .expose_headers([HeaderName::from_static("mcp-session-id")]);
-        match &self.origins {
-            None => layer.allow_origin(AllowOrigin::any()),
-            Some(list) => layer.allow_origin(AllowOrigin::list(list.clone())),
-        }
-    }
-}
-
-/// What the HTTP server is configured with beyond the tools' context.
-#[derive(Debug, Clone)]
-pub struct HttpOptions {
-    pub base_url: String,
-    pub cors: Cors,
-    /// `None`: the Host header is not checked.
-    pub allowed_hosts: Option<Vec<String>>,
-    /// Serve the web UI (`UI_ENABLED`).
-    pub ui_enabled: bool,
-}
-
-impl Default for HttpOptions {
-    fn default() -> Self {
-        HttpOptions {
-            base_url: String::new(),
-            cors: Cors {
-                origins: None,
-                methods: vec![Method::GET, Method::POST, Method::DELETE, Method::OPTIONS],
-                headers: vec![
-                    HeaderName::from_static("content-type"),
-                    HeaderName::from_static("authorization"),
-                    HeaderName::from_static("mcp-protocol-version"),
-                    HeaderName::from_static("mcp-session-id"),
-                ],
-            },
-            allowed_hosts: Some(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]),
-            ui_enabled: true,
-        }
+fn cors_layer(cors: &Cors) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods(cors.methods.clone())
+        .allow_headers(cors.headers.clone())
+        .expose_headers([HeaderName::from_static("mcp-session-id")]);
+    match &cors.origins {
+        None => layer.allow_origin(AllowOrigin::any()),
+        Some(list) => layer.allow_origin(AllowOrigin::list(list.clone())),
     }
 }
 
@@ -249,7 +137,7 @@ pub fn router(
             .route(auth_http::METADATA_PATH, any(metadata))
     };
     app.merge(crate::ui::routes(&base, opts.ui_enabled))
-        .layer(opts.cors.layer())
+        .layer(cors_layer(&opts.cors))
 }
 
 /// Lets a request through to MCP only with a valid token (`Authorization: Bearer`, or
@@ -296,42 +184,4 @@ fn unauthorized(headers: &HeaderMap, why: &AuthError) -> Response {
         h.insert("link", v);
     }
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_urls_are_normalized_or_refused() {
-        assert_eq!(normalize_base_url("/nocrd9/").as_deref(), Ok("/nocrd9"));
-        assert_eq!(normalize_base_url("/a/b").as_deref(), Ok("/a/b"));
-        assert_eq!(normalize_base_url("/").as_deref(), Ok(""));
-        for bad in ["nocrd9", "/a//b", "/a/../b", "/a b", "/a?x"] {
-            assert!(normalize_base_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn cors_flags_are_checked() {
-        assert!(Cors::parse("*", "GET, POST", "Content-Type").is_ok_and(|c| c.origins.is_none()));
-        let c = Cors::parse("https://a.example, http://localhost:5173", "GET", "x-a")
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.origins.map(|o| o.len()), Some(2));
-        assert!(
-            Cors::parse("a.example", "GET", "x")
-                .unwrap_err()
-                .contains("--cors-origin")
-        );
-        assert!(
-            Cors::parse("*", "GE T", "x")
-                .unwrap_err()
-                .contains("--cors-methods")
-        );
-        assert!(
-            Cors::parse("*", "GET", "bad header")
-                .unwrap_err()
-                .contains("--cors-headers")
-        );
-    }
 }

@@ -5,15 +5,15 @@
 //! # As a library
 //!
 //! Everything the MCP tools do is a plain async function over a [`context::Context`]
-//! built from a `kube::Client`, returning an [`mcp::outcome::Outcome`] (the text and
-//! the structured JSON a tool would return) or an [`mcp::outcome::ToolError`]:
+//! built from a `kube::Client`, returning an [`outcome::Outcome`] (the text and the
+//! structured JSON a tool would return) or an [`outcome::ToolError`]:
 //!
 //! - workspaces: [`workspaces::spawn`] (idempotent per id; with `wait`, returns when the
 //!   pod is Ready, or when every gateway has the route if a publisher is attached),
 //!   [`workspaces::stop`], [`workspaces::list`];
 //! - templates: [`workspaces::list_templates`], [`workspaces::get_template`],
-//!   [`mcp::template_writes::create`] / [`update`](mcp::template_writes::update) /
-//!   [`delete`](mcp::template_writes::delete);
+//!   [`template_writes::create`] / [`update`](template_writes::update) /
+//!   [`delete`](template_writes::delete);
 //! - who acts: a [`caller::Caller`] (`Operator` for trusted code, `User` to act for a
 //!   verified identity and see only its workspaces).
 //!
@@ -21,23 +21,41 @@
 //! `tests/library.rs`): it starts the simulated cluster, creates a template, spawns,
 //! lists and stops a workspace.
 
+//!
+//! Layers, each importing only from the ones below it (checked by `tests/layers.py`):
+//! `main`/`dev` → `run` → `http`, `mcp` (tool registration and argument shapes) → the
+//! domain (`workspaces`, `pods`, `pod_writes`, `from_template`, `template_writes`,
+//! `registry`) → its pure rules (`spawner`, `templates`, `pod_security`, `routes`) and
+//! state (`context`, `caller`, `publish`, `watch`, `activity`) → leaves (`config`,
+//! `tools`, `outcome`).
+
 pub mod activity;
 pub mod caller;
 pub mod config;
 pub mod context;
+#[cfg(feature = "dev")]
 pub mod dev;
+pub mod from_template;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod outcome;
 pub mod permissions;
 pub mod pod_security;
+pub mod pod_writes;
+pub mod pods;
 pub mod progress;
 pub mod publish;
+pub mod registry;
 pub mod routes;
 pub mod run;
 pub mod spawner;
+pub mod template_writes;
 pub mod templates;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tls;
+pub mod tools;
 pub mod ui;
 pub mod watch;
 pub mod workspaces;

@@ -1,10 +1,10 @@
-//! `nocrd9`: parse flags, validate, set up logging (stderr: stdout may be the MCP
-//! channel), run.
+//! `nocrd9`: parse flags, validate them once into a `ControlConfig`, set up logging
+//! (stderr: stdout may be the MCP channel), run.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use control::config::{Args, Command, apply_env_aliases, log_filter, validate};
+use control::config::{Args, Command, ControlConfig, LogFormat, apply_env_aliases, log_filter};
 
 fn main() -> ExitCode {
     let mut args = match Args::try_parse() {
@@ -20,19 +20,24 @@ fn main() -> ExitCode {
     };
     let cli: Vec<String> = std::env::args().collect();
     apply_env_aliases(&mut args, &cli, |k| std::env::var(k).ok());
-    if let Err(problems) = validate(&args) {
-        for p in problems {
-            eprintln!("nocrd9: {p}");
+    let config = match ControlConfig::from_args(&args) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("nocrd9: {p}");
+            }
+            return ExitCode::from(2);
         }
-        return ExitCode::from(2);
-    }
-    tracing_subscriber::fmt()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&args.log_level))
+        .unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(log_filter(&args.log_level))
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+        .with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -45,8 +50,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match args.command.clone() {
+        #[cfg(feature = "dev")]
         Some(Command::Dev(dev)) => runtime.block_on(control::dev::run(dev)),
-        None => runtime.block_on(control::run::run(args)),
+        #[cfg(not(feature = "dev"))]
+        Some(Command::Dev(_)) => Err(anyhow::anyhow!(
+            "this nocrd9 was built without `nocrd9 dev` (cargo feature `dev`)"
+        )),
+        None => runtime.block_on(control::run::run(config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,48 +1,17 @@
-//! Control-plane metrics in the Prometheus text format (`GET /metrics`): tool calls by
+//! Control-plane metrics through the `prometheus` crate (`GET /metrics`): tool calls by
 //! tool and outcome with a latency histogram, HTTP auth failures by reason, connected
-//! gateways, the route table. **No per-workspace or per-user labels.**
+//! gateways, the route table. The tool label set is the catalogue, fixed at start.
+//! **No per-workspace or per-user labels.**
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::mcp::ALL_TOOLS;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
 use crate::publish::Publisher;
 
 const BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
-/// Tools not gated by permissions (always registered).
-const ALWAYS: [&str; 3] = [
-    "current_namespace",
-    "check_permissions",
-    "list_registry_images",
-];
-const OUTCOMES: [&str; 3] = ["ok", "tool_error", "protocol_error"];
-const AUTH_REASONS: [&str; 12] = shared::auth::AuthError::CODES;
-
-#[derive(Default)]
-struct ToolStats {
-    outcomes: [AtomicU64; 3],
-    buckets: [AtomicU64; 10],
-    sum_micros: AtomicU64,
-}
-
-pub struct ControlMetrics {
-    names: Vec<&'static str>,
-    tools: Vec<ToolStats>,
-    auth_failures: [AtomicU64; 12],
-}
-
-impl Default for ControlMetrics {
-    fn default() -> Self {
-        let names: Vec<&'static str> = ALWAYS.iter().chain(ALL_TOOLS).copied().collect();
-        let tools = names.iter().map(|_| ToolStats::default()).collect();
-        ControlMetrics {
-            names,
-            tools,
-            auth_failures: Default::default(),
-        }
-    }
-}
 
 /// How a tool call ended.
 #[derive(Debug, Clone, Copy)]
@@ -52,103 +21,138 @@ pub enum Outcome {
     ProtocolError,
 }
 
+impl Outcome {
+    const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::ToolError, Outcome::ProtocolError];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ToolError => "tool_error",
+            Outcome::ProtocolError => "protocol_error",
+        }
+    }
+}
+
+pub struct ControlMetrics {
+    registry: Registry,
+    tool_calls: IntCounterVec,
+    tool_duration: HistogramVec,
+    auth_failures: IntCounterVec,
+    routes: IntGauge,
+    table_version: IntGauge,
+    gateways: IntGauge,
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    // Names are fixed and unique in this module: registering cannot fail.
+    let _ = registry.register(Box::new(c.clone()));
+    c
+}
+
+impl Default for ControlMetrics {
+    fn default() -> Self {
+        let registry = Registry::new();
+        let tool_calls = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "nocrd9_tool_calls_total",
+                    "MCP tool calls by tool and outcome.",
+                ),
+                &["tool", "outcome"],
+            )
+            .expect("valid metric"),
+        );
+        let tool_duration = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "nocrd9_tool_call_duration_seconds",
+                    "Time to answer a tool call.",
+                )
+                .buckets(BUCKETS.to_vec()),
+                &["tool"],
+            )
+            .expect("valid metric"),
+        );
+        let auth_failures = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "nocrd9_auth_failures_total",
+                    "HTTP requests refused for their token, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+        );
+        // Every series exists from the start, at zero.
+        for tool in crate::tools::names() {
+            for outcome in Outcome::ALL {
+                tool_calls.with_label_values(&[tool, outcome.label()]);
+            }
+            tool_duration.with_label_values(&[tool]);
+        }
+        for reason in shared::auth::AuthError::CODES {
+            auth_failures.with_label_values(&[reason]);
+        }
+        let gauge = |name: &str, help: &str| {
+            register(&registry, IntGauge::new(name, help).expect("valid metric"))
+        };
+        ControlMetrics {
+            routes: gauge("nocrd9_routes", "Routes published to gateways."),
+            table_version: gauge(
+                "nocrd9_route_table_version",
+                "Version of the published table.",
+            ),
+            gateways: gauge(
+                "nocrd9_gateways_connected",
+                "Gateways connected to the route socket.",
+            ),
+            registry,
+            tool_calls,
+            tool_duration,
+            auth_failures,
+        }
+    }
+}
+
 impl ControlMetrics {
-    /// One finished tool call (unknown tool names are not counted: the label set stays fixed).
+    /// One finished tool call (names outside the catalogue are not counted: the label
+    /// set stays fixed whatever clients send).
     pub fn record_tool(&self, tool: &str, outcome: Outcome, elapsed: Duration) {
-        let Some(i) = self.names.iter().position(|n| *n == tool) else {
+        let Some(tool) = crate::tools::find(tool) else {
             return;
         };
-        let t = &self.tools[i];
-        t.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
-        let secs = elapsed.as_secs_f64();
-        for (b, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                t.buckets[b].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        t.sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.tool_calls
+            .with_label_values(&[tool.name, outcome.label()])
+            .inc();
+        self.tool_duration
+            .with_label_values(&[tool.name])
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn record_auth_failure(&self, reason: &str) {
-        if let Some(i) = AUTH_REASONS.iter().position(|r| *r == reason) {
-            self.auth_failures[i].fetch_add(1, Ordering::Relaxed);
+        if let Some(reason) = shared::auth::AuthError::CODES
+            .iter()
+            .find(|r| **r == reason)
+        {
+            self.auth_failures.with_label_values(&[reason]).inc();
         }
     }
 
     pub fn render(&self, publisher: Option<&Publisher>) -> String {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP nocrd9_tool_calls_total MCP tool calls by tool and outcome.\n# TYPE nocrd9_tool_calls_total counter"
-        );
-        for (name, t) in self.names.iter().zip(&self.tools) {
-            for (o, outcome) in OUTCOMES.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "nocrd9_tool_calls_total{{tool=\"{name}\",outcome=\"{outcome}\"}} {}",
-                    load(&t.outcomes[o])
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP nocrd9_tool_call_duration_seconds Time to answer a tool call.\n# TYPE nocrd9_tool_call_duration_seconds histogram"
-        );
-        for (name, t) in self.names.iter().zip(&self.tools) {
-            for (b, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "nocrd9_tool_call_duration_seconds_bucket{{tool=\"{name}\",le=\"{bound}\"}} {}",
-                    load(&t.buckets[b])
-                );
-            }
-            let count: u64 = t.outcomes.iter().map(load).sum();
-            let _ = writeln!(
-                out,
-                "nocrd9_tool_call_duration_seconds_bucket{{tool=\"{name}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "nocrd9_tool_call_duration_seconds_sum{{tool=\"{name}\"}} {}",
-                load(&t.sum_micros) as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "nocrd9_tool_call_duration_seconds_count{{tool=\"{name}\"}} {count}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP nocrd9_auth_failures_total HTTP requests refused for their token, by reason.\n# TYPE nocrd9_auth_failures_total counter"
-        );
-        for (i, reason) in AUTH_REASONS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "nocrd9_auth_failures_total{{reason=\"{reason}\"}} {}",
-                load(&self.auth_failures[i])
-            );
-        }
         if let Some(p) = publisher {
             let table = p.table();
-            let _ = writeln!(
-                out,
-                "# HELP nocrd9_routes Routes published to gateways.\n# TYPE nocrd9_routes gauge\nnocrd9_routes {}",
-                table.len()
-            );
-            let _ = writeln!(
-                out,
-                "# HELP nocrd9_route_table_version Version of the published table.\n# TYPE nocrd9_route_table_version gauge\nnocrd9_route_table_version {}",
-                table.version
-            );
-            let _ = writeln!(
-                out,
-                "# HELP nocrd9_gateways_connected Gateways connected to the route socket.\n# TYPE nocrd9_gateways_connected gauge\nnocrd9_gateways_connected {}",
-                p.gateways().len()
-            );
+            self.routes.set(table.len() as i64);
+            self.table_version.set(table.version() as i64);
+            self.gateways.set(p.gateways().len() as i64);
         }
-        out
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
@@ -163,16 +167,24 @@ mod tests {
         m.record_tool("list_pods", Outcome::ToolError, Duration::from_millis(30));
         m.record_tool("made_up_tool", Outcome::Ok, Duration::from_millis(1));
         m.record_auth_failure("expired_token");
+        m.record_auth_failure("made_up_reason");
         let text = m.render(None);
-        assert!(text.contains("nocrd9_tool_calls_total{tool=\"list_pods\",outcome=\"ok\"} 1"));
         assert!(
-            text.contains("nocrd9_tool_calls_total{tool=\"list_pods\",outcome=\"tool_error\"} 1")
+            text.contains("nocrd9_tool_calls_total{outcome=\"ok\",tool=\"list_pods\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nocrd9_tool_calls_total{outcome=\"tool_error\",tool=\"list_pods\"} 1")
+        );
+        assert!(
+            text.contains("nocrd9_tool_calls_total{outcome=\"ok\",tool=\"spawn_workspace\"} 0"),
+            "every catalogue tool is listed from the start"
         );
         assert!(text.contains(
             "nocrd9_tool_call_duration_seconds_bucket{tool=\"list_pods\",le=\"0.005\"} 1"
         ));
         assert!(text.contains("nocrd9_tool_call_duration_seconds_count{tool=\"list_pods\"} 2"));
         assert!(text.contains("nocrd9_auth_failures_total{reason=\"expired_token\"} 1"));
-        assert!(!text.contains("made_up_tool"));
+        assert!(!text.contains("made_up"));
     }
 }

@@ -1,10 +1,8 @@
-//! What a tool returns: text plus structured JSON on success; on failure an error the
-//! agent can act on (`isError: true`, text `Error: <message>`, and `{code, message}` as
-//! structured content — the original put `code`/`message` at the top level, which MCP's
-//! result type has no room for).
+//! What an operation returns: text plus structured JSON on success, or an error with an
+//! HTTP-like code the caller can act on. The MCP layer renders these (`mcp::result`);
+//! the domain modules never see MCP types.
 
-use rmcp::model::{CallToolResult, ContentBlock};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A successful tool result.
 pub struct Outcome {
@@ -26,6 +24,27 @@ impl ToolError {
             message: message.into(),
         }
     }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ToolError {
+            code: 403,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ToolError {
+            code: 404,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ToolError {
+            code: 409,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<kube::Error> for ToolError {
@@ -43,28 +62,19 @@ impl From<kube::Error> for ToolError {
                     message: format!("HTTP {code}: {reason}{}", status.message),
                 }
             }
+            // Never the body: it can hold other users' objects.
+            kube::Error::SerdeError(_) => ToolError {
+                code: 502,
+                message:
+                    "the Kubernetes API answered with something that is not the expected object"
+                        .into(),
+            },
             other => ToolError {
                 code: 503,
                 message: format!(
                     "Cannot reach the Kubernetes API server ({other}). Is your cluster running? Run: kubectl cluster-info"
                 ),
             },
-        }
-    }
-}
-
-pub fn to_result(r: Result<Outcome, ToolError>) -> CallToolResult {
-    match r {
-        Ok(o) => {
-            let mut result = CallToolResult::success(vec![ContentBlock::text(o.text)]);
-            result.structured_content = Some(o.structured);
-            result
-        }
-        Err(e) => {
-            let mut result =
-                CallToolResult::error(vec![ContentBlock::text(format!("Error: {}", e.message))]);
-            result.structured_content = Some(json!({"code": e.code, "message": e.message}));
-            result
         }
     }
 }

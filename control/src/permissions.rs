@@ -1,6 +1,6 @@
-//! Which Kubernetes verbs each tool needs — the one table the code, the startup check and
-//! (with the deploy issue) the RBAC manifests derive from — and the SelfSubjectAccessReview
-//! check that decides which tools are registered.
+//! The startup SelfSubjectAccessReview check that decides which tools are registered,
+//! from what the catalogue (`crate::tools`) says each tool needs; and the whole set the
+//! RBAC manifests must grant.
 
 use std::collections::BTreeMap;
 
@@ -12,80 +12,16 @@ use kube::api::PostParams;
 use serde_json::{Value, json};
 
 use crate::config::Mode;
-
-/// `(verb, resource)`; a subresource is written `pods/log`.
-pub type Need = (&'static str, &'static str);
-
-/// Tool → what it needs from the Kubernetes API. Tools absent here need nothing.
-pub const TOOL_NEEDS: &[(&str, &[Need])] = &[
-    ("list_pods", &[("list", "pods")]),
-    ("get_pod", &[("get", "pods")]),
-    ("create_pod", &[("create", "pods")]),
-    ("patch_pod", &[("patch", "pods")]),
-    (
-        "create_pod_from_template",
-        &[("get", "configmaps"), ("create", "pods")],
-    ),
-    ("delete_pod", &[("delete", "pods")]),
-    ("get_pod_logs", &[("get", "pods"), ("get", "pods/log")]),
-    ("list_namespaces", &[("list", "namespaces")]),
-    ("list_templates", &[("list", "configmaps")]),
-    ("get_template", &[("get", "configmaps")]),
-    ("create_template", &[("create", "configmaps")]),
-    (
-        "update_template",
-        &[("get", "configmaps"), ("update", "configmaps")],
-    ),
-    (
-        "delete_template",
-        &[("get", "configmaps"), ("delete", "configmaps")],
-    ),
-    (
-        "spawn_workspace",
-        &[
-            ("list", "pods"),
-            ("create", "pods"),
-            ("get", "configmaps"),
-            ("create", "serviceaccounts"),
-            ("get", "serviceaccounts"),
-            ("delete", "serviceaccounts"),
-        ],
-    ),
-    (
-        "stop_workspace",
-        &[
-            ("list", "pods"),
-            ("delete", "pods"),
-            ("get", "serviceaccounts"),
-            ("delete", "serviceaccounts"),
-        ],
-    ),
-    ("list_workspaces", &[("list", "pods")]),
-];
-
-/// What the control plane itself needs whatever tools are enabled: the route watch, and
-/// recording gateway-reported activity on pods (`nogoo9/last-activity`).
-pub const ALWAYS_NEEDED: &[Need] = &[("list", "pods"), ("watch", "pods"), ("patch", "pods")];
+use crate::tools::{self, Need, Tool};
 
 /// Every `(verb, resource)` the code needs in `mode` with every tool enabled: what the
 /// RBAC in `deploy/` must grant, no more, no less (all in the core API group).
 pub fn required(mode: Mode) -> std::collections::BTreeSet<Need> {
-    crate::mcp::ALL_TOOLS
+    tools::TOOLS
         .iter()
-        .flat_map(|t| needs(t, mode).iter().copied())
-        .chain(ALWAYS_NEEDED.iter().copied())
+        .flat_map(|t| t.needs(mode == Mode::Namespaced).iter().copied())
+        .chain(tools::ALWAYS_NEEDED.iter().copied())
         .collect()
-}
-
-/// The needs of a tool in a mode (`list_namespaces` needs nothing in namespaced mode).
-pub fn needs(tool: &str, mode: Mode) -> &'static [Need] {
-    if mode == Mode::Namespaced && tool == "list_namespaces" {
-        return &[];
-    }
-    TOOL_NEEDS
-        .iter()
-        .find(|(t, _)| *t == tool)
-        .map_or(&[], |(_, n)| n)
 }
 
 /// The outcome of the startup check.
@@ -137,11 +73,11 @@ impl PermissionReport {
 }
 
 /// Decides tool by tool from a `(verb, resource) → allowed` answer.
-pub fn decide(tools: &[&str], mode: Mode, allowed: impl Fn(Need) -> bool) -> PermissionReport {
+pub fn decide(tools: &[Tool], mode: Mode, allowed: impl Fn(Need) -> bool) -> PermissionReport {
     let mut report = PermissionReport::default();
     for tool in tools {
         let mut ok = true;
-        for need in needs(tool, mode) {
+        for need in tool.needs(mode == Mode::Namespaced) {
             let yes = allowed(*need);
             report
                 .permissions
@@ -151,9 +87,9 @@ pub fn decide(tools: &[&str], mode: Mode, allowed: impl Fn(Need) -> bool) -> Per
             ok &= yes;
         }
         if ok {
-            report.enabled.push(tool.to_string())
+            report.enabled.push(tool.name.to_string())
         } else {
-            report.disabled.push(tool.to_string())
+            report.disabled.push(tool.name.to_string())
         }
     }
     report
@@ -162,14 +98,14 @@ pub fn decide(tools: &[&str], mode: Mode, allowed: impl Fn(Need) -> bool) -> Per
 /// Asks the API server (SelfSubjectAccessReview) about every need of `tools`, in `namespace`.
 pub async fn check(
     client: &kube::Client,
-    tools: &[&str],
+    tools: &[Tool],
     mode: Mode,
     namespace: &str,
 ) -> PermissionReport {
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let mut answers: BTreeMap<Need, bool> = BTreeMap::new();
     for tool in tools {
-        for need in needs(tool, mode) {
+        for need in tool.needs(mode == Mode::Namespaced) {
             if answers.contains_key(need) {
                 continue;
             }
@@ -209,13 +145,16 @@ mod tests {
 
     #[test]
     fn a_tool_is_enabled_only_with_every_verb_it_needs() {
-        let tools = [
+        let tools: Vec<Tool> = [
             "list_pods",
             "get_pod_logs",
             "stop_workspace",
             "list_namespaces",
             "current_namespace",
-        ];
+        ]
+        .iter()
+        .map(|n| *tools::find(n).expect("in the catalogue"))
+        .collect();
         let report = decide(&tools, Mode::Cluster, |(verb, resource)| {
             !(verb == "get" && resource == "pods/log")
         });
@@ -231,7 +170,8 @@ mod tests {
         );
         assert!(!report.allowed(("get", "pods/log")));
         assert!(report.to_text().contains("pods/log\tget\t❌ NO"));
-        let namespaced = decide(&["list_namespaces"], Mode::Namespaced, |_| false);
+        let list_namespaces = [*tools::find("list_namespaces").expect("in the catalogue")];
+        let namespaced = decide(&list_namespaces, Mode::Namespaced, |_| false);
         assert_eq!(
             namespaced.enabled,
             ["list_namespaces"],

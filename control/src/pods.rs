@@ -4,72 +4,16 @@
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, LogParams};
-use schemars::JsonSchema;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::outcome::{Outcome, ToolError};
 use crate::caller::Caller;
 use crate::context::Context;
+use crate::outcome::{Outcome, ToolError};
 
 /// Rows a list returns when the caller sets no `limit`.
 pub const DEFAULT_LIST_LIMIT: u32 = 500;
 /// Log lines returned when the caller sets neither `tailLines` nor `limitBytes`.
 pub const DEFAULT_TAIL_LINES: i64 = 500;
-
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListPodsArgs {
-    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
-    pub namespace: Option<String>,
-    /// Label selector, e.g. "app=my-app,env=prod".
-    pub label_selector: Option<String>,
-    /// Field selector, e.g. "status.phase=Running".
-    pub field_selector: Option<String>,
-    /// Maximum pods to return (default 500).
-    pub limit: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PodRef {
-    /// Pod name.
-    pub name: String,
-    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
-    pub namespace: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DeletePodArgs {
-    /// Pod name.
-    pub name: String,
-    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
-    pub namespace: Option<String>,
-    /// Seconds the pod gets to stop (its preStop hook runs first); default: the pod's own.
-    pub grace_period_seconds: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PodLogsArgs {
-    /// Pod name.
-    pub name: String,
-    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
-    pub namespace: Option<String>,
-    /// Container (default: the one named "agent", else the first).
-    pub container: Option<String>,
-    /// Lines from the end (default 500 when limitBytes is not set either).
-    pub tail_lines: Option<u32>,
-    /// Only lines newer than this many seconds.
-    pub since_seconds: Option<u32>,
-    /// At most this many bytes.
-    pub limit_bytes: Option<u32>,
-    /// Prefix each line with its RFC 3339 timestamp.
-    pub timestamps: Option<bool>,
-    /// The previous (terminated) run of the container.
-    pub previous: Option<bool>,
-}
 
 fn positive(name: &str, v: Option<u32>) -> Result<(), ToolError> {
     match v {
@@ -116,19 +60,24 @@ pub async fn ensure_access(api: &Api<Pod>, name: &str, who: &Caller) -> Result<(
     }
 }
 
-pub async fn list_pods(
-    ctx: &Context,
-    args: ListPodsArgs,
-    who: &Caller,
-) -> Result<Outcome, ToolError> {
-    positive("limit", args.limit)?;
-    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+/// Which pods `list_pods` returns.
+#[derive(Debug, Default, Clone)]
+pub struct PodQuery {
+    pub namespace: Option<String>,
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub async fn list_pods(ctx: &Context, query: PodQuery, who: &Caller) -> Result<Outcome, ToolError> {
+    positive("limit", query.limit)?;
+    let ns = ctx.namespace_for(query.namespace.as_deref())?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut lp = ListParams::default().limit(args.limit.unwrap_or(DEFAULT_LIST_LIMIT));
-    if let Some(l) = &args.label_selector {
+    let mut lp = ListParams::default().limit(query.limit.unwrap_or(DEFAULT_LIST_LIMIT));
+    if let Some(l) = &query.label_selector {
         lp = lp.labels(l);
     }
-    if let Some(f) = &args.field_selector {
+    if let Some(f) = &query.field_selector {
         lp = lp.fields(f);
     }
     let list = api.list(&lp).await?;
@@ -169,15 +118,20 @@ pub async fn list_pods(
     Ok(Outcome { text, structured })
 }
 
-pub async fn get_pod(ctx: &Context, args: PodRef, who: &Caller) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+pub async fn get_pod(
+    ctx: &Context,
+    namespace: Option<&str>,
+    name: &str,
+    who: &Caller,
+) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(namespace)?;
     let pod = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .get(&args.name)
+        .get(name)
         .await?;
     if !who.may_access(&pod) {
         return Err(ToolError {
             code: 404,
-            message: format!("pod {} not found or access denied", args.name),
+            message: format!("pod {name} not found or access denied"),
         });
     }
     let value = serde_json::to_value(&pod).map_err(|e| ToolError {
@@ -192,39 +146,54 @@ pub async fn get_pod(ctx: &Context, args: PodRef, who: &Caller) -> Result<Outcom
 
 pub async fn delete_pod(
     ctx: &Context,
-    args: DeletePodArgs,
+    namespace: Option<&str>,
+    name: &str,
+    grace_period_seconds: Option<u32>,
     who: &Caller,
 ) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(args.namespace.as_deref())?;
-    ensure_access(&Api::namespaced(ctx.client.clone(), &ns), &args.name, who).await?;
+    let ns = ctx.namespace_for(namespace)?;
+    ensure_access(&Api::namespaced(ctx.client.clone(), &ns), name, who).await?;
     let dp = DeleteParams {
-        grace_period_seconds: args.grace_period_seconds,
+        grace_period_seconds,
         ..Default::default()
     };
     Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .delete(&args.name, &dp)
+        .delete(name, &dp)
         .await?;
     Ok(Outcome {
-        text: format!("Deleted pod {} from namespace {ns}", args.name),
-        structured: json!({"name": args.name, "namespace": ns}),
+        text: format!("Deleted pod {name} from namespace {ns}"),
+        structured: json!({"name": name, "namespace": ns}),
     })
+}
+
+/// Which log lines `get_pod_logs` returns.
+#[derive(Debug, Default, Clone)]
+pub struct LogQuery {
+    pub container: Option<String>,
+    pub tail_lines: Option<u32>,
+    pub since_seconds: Option<u32>,
+    pub limit_bytes: Option<u32>,
+    pub timestamps: bool,
+    pub previous: bool,
 }
 
 pub async fn get_pod_logs(
     ctx: &Context,
-    args: PodLogsArgs,
+    namespace: Option<&str>,
+    name: &str,
+    query: LogQuery,
     who: &Caller,
 ) -> Result<Outcome, ToolError> {
-    positive("tailLines", args.tail_lines)?;
-    positive("sinceSeconds", args.since_seconds)?;
-    positive("limitBytes", args.limit_bytes)?;
-    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+    positive("tailLines", query.tail_lines)?;
+    positive("sinceSeconds", query.since_seconds)?;
+    positive("limitBytes", query.limit_bytes)?;
+    let ns = ctx.namespace_for(namespace)?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    ensure_access(&api, &args.name, who).await?;
-    let container = match args.container {
+    ensure_access(&api, name, who).await?;
+    let container = match query.container {
         Some(c) => Some(c),
         None => {
-            let pod = api.get(&args.name).await?;
+            let pod = api.get(name).await?;
             let names: Vec<String> = pod
                 .spec
                 .map(|s| s.containers.into_iter().map(|c| c.name).collect())
@@ -236,7 +205,7 @@ pub async fn get_pod_logs(
                 .cloned()
         }
     };
-    let tail = match (args.tail_lines, args.limit_bytes) {
+    let tail = match (query.tail_lines, query.limit_bytes) {
         (Some(t), _) => Some(i64::from(t)),
         (None, None) => Some(DEFAULT_TAIL_LINES),
         (None, Some(_)) => None,
@@ -244,13 +213,13 @@ pub async fn get_pod_logs(
     let lp = LogParams {
         container,
         tail_lines: tail,
-        since_seconds: args.since_seconds.map(i64::from),
-        limit_bytes: args.limit_bytes.map(i64::from),
-        timestamps: args.timestamps.unwrap_or(false),
-        previous: args.previous.unwrap_or(false),
+        since_seconds: query.since_seconds.map(i64::from),
+        limit_bytes: query.limit_bytes.map(i64::from),
+        timestamps: query.timestamps,
+        previous: query.previous,
         ..Default::default()
     };
-    let logs = api.logs(&args.name, &lp).await?;
+    let logs = api.logs(name, &lp).await?;
     let text = if logs.is_empty() {
         "(no logs)".to_string()
     } else {

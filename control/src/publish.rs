@@ -9,14 +9,15 @@
 //!
 //! The socket is created with mode 0600 and a peer must run as the same user.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use shared::codec::{FrameError, read_frame, write_frame};
-use shared::proto::{PROTOCOL_VERSION, SNAPSHOT_CHUNK_ROUTES, ToControl, ToGateway};
+use shared::feed::{AckCheck, Log};
+use shared::proto::{PROTOCOL_VERSION, ToControl, ToGateway};
 use shared::table::{Change, RouteTable, TableVersion};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
@@ -50,16 +51,8 @@ pub struct GatewayStatus {
     pub in_sync: bool,
 }
 
-struct State {
-    table: RouteTable,
-    /// `(version, changes that produced it)`, oldest first.
-    log: VecDeque<(u64, Arc<Vec<Change>>)>,
-    /// Table hashes of recent versions, to check acks against.
-    hashes: VecDeque<(u64, u64)>,
-}
-
 struct Inner {
-    state: Mutex<State>,
+    log: Mutex<Log>,
     version_tx: watch::Sender<u64>,
     gateways: Mutex<HashMap<u64, GatewayStatus>>,
     acks_tx: watch::Sender<u64>,
@@ -77,15 +70,9 @@ impl Publisher {
     /// A publisher whose table starts empty at `epoch` (use a value that changes on every
     /// start, such as the start time, so gateways notice a restart).
     pub fn new(epoch: u64) -> Self {
-        let table = RouteTable::new(epoch);
-        let hash = table.hash();
         Publisher {
             inner: Arc::new(Inner {
-                state: Mutex::new(State {
-                    table,
-                    log: VecDeque::new(),
-                    hashes: VecDeque::from([(0, hash)]),
-                }),
+                log: Mutex::new(Log::new(epoch, LOG_BATCHES)),
                 version_tx: watch::channel(0).0,
                 gateways: Mutex::new(HashMap::new()),
                 acks_tx: watch::channel(0).0,
@@ -100,8 +87,8 @@ impl Publisher {
         &self.inner.activity
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.inner.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn gateways_lock(&self) -> MutexGuard<'_, HashMap<u64, GatewayStatus>> {
@@ -114,39 +101,24 @@ impl Publisher {
     /// Applies `changes` as one new version and returns it (the current version when
     /// `changes` is empty).
     pub fn update(&self, changes: Vec<Change>) -> u64 {
-        let version = {
-            let mut s = self.state();
-            if changes.is_empty() {
-                return s.table.version;
-            }
-            for c in &changes {
-                s.table.apply_change(c);
-            }
-            s.table.version += 1;
-            let version = s.table.version;
-            let hash = s.table.hash();
-            s.log.push_back((version, Arc::new(changes)));
-            s.hashes.push_back((version, hash));
-            while s.log.len() > LOG_BATCHES {
-                s.log.pop_front();
-            }
-            while s.hashes.len() > LOG_BATCHES {
-                s.hashes.pop_front();
-            }
-            version
-        };
-        self.inner.version_tx.send_replace(version);
+        let version = self.log().commit(changes);
+        self.inner.version_tx.send_if_modified(|v| {
+            let changed = *v != version;
+            *v = version;
+            changed
+        });
         version
     }
 
     /// Replaces the whole table (after a relist), publishing only the difference.
     pub fn replace_all(&self, routes: impl IntoIterator<Item = shared::route::Route>) -> u64 {
-        let changes = {
-            let s = self.state();
-            let target = RouteTable::from_routes(s.table.epoch, s.table.version, routes);
-            s.table.diff(&target)
-        };
-        self.update(changes)
+        let version = self.log().replace_all(routes);
+        self.inner.version_tx.send_if_modified(|v| {
+            let changed = *v != version;
+            *v = version;
+            changed
+        });
+        version
     }
 
     /// Notified with the new version after every update.
@@ -156,7 +128,7 @@ impl Publisher {
 
     /// The current table (an O(1) clone).
     pub fn table(&self) -> RouteTable {
-        self.state().table.clone()
+        self.log().table().clone()
     }
 
     pub fn gateways(&self) -> Vec<GatewayStatus> {
@@ -168,7 +140,7 @@ impl Publisher {
     /// Waits until every connected gateway has acked `version` or later (at once when
     /// none is connected).
     pub async fn wait_applied(&self, version: u64, timeout: Duration) -> Result<(), PublishError> {
-        let epoch = self.state().table.epoch;
+        let epoch = self.log().table().epoch();
         let mut acks = self.inner.acks_tx.subscribe();
         let done = |p: &Publisher| {
             p.gateways_lock().values().all(|g| {
@@ -259,10 +231,12 @@ impl Publisher {
     ) -> Result<(), FrameError> {
         let (mut rd, mut wr) = stream.into_split();
         let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame::<_, ToControl>(&mut rd)).await;
-        let gateway_id = match hello {
+        let (gateway_id, have) = match hello {
             Ok(Ok(Some(ToControl::Hello {
-                proto, gateway_id, ..
-            }))) if proto == PROTOCOL_VERSION => gateway_id,
+                proto,
+                gateway_id,
+                have,
+            }))) if proto == PROTOCOL_VERSION => (gateway_id, have),
             Ok(Ok(Some(ToControl::Hello { proto, .. }))) => {
                 let reason = format!(
                     "unsupported protocol version {proto}; this control speaks {PROTOCOL_VERSION}"
@@ -313,50 +287,42 @@ impl Publisher {
             }
         });
         let result = self
-            .stream_updates(conn, &mut wr, &mut incoming, shutdown)
+            .stream_updates(conn, have, &mut wr, &mut incoming, shutdown)
             .await;
         reader.abort();
         tracing::info!(%gateway_id, "gateway disconnected");
         result
     }
 
-    async fn send_snapshot<W: tokio::io::AsyncWrite + Unpin>(
+    /// Writes what brings a gateway that has `from` up to date; returns the version it
+    /// has then been sent.
+    async fn catch_up<W: tokio::io::AsyncWrite + Unpin>(
         &self,
         wr: &mut W,
-    ) -> Result<u64, FrameError> {
-        let table = self.table();
-        let routes: Vec<_> = table.routes().map(|r| (**r).clone()).collect();
-        let chunks: Vec<&[shared::route::Route]> = if routes.is_empty() {
-            vec![&[]]
-        } else {
-            routes.chunks(SNAPSHOT_CHUNK_ROUTES).collect()
+        from: Option<TableVersion>,
+    ) -> Result<TableVersion, FrameError> {
+        let (frames, now) = {
+            let log = self.log();
+            (log.catch_up(from), log.table().at())
         };
-        let last_index = chunks.len() - 1;
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            write_frame(
-                wr,
-                &ToGateway::Snapshot {
-                    epoch: table.epoch,
-                    version: table.version,
-                    chunk: i as u32,
-                    last: i == last_index,
-                    routes: chunk.to_vec(),
-                },
-            )
-            .await?;
+        for frame in &frames {
+            write_frame(wr, frame).await?;
         }
-        Ok(table.version)
+        Ok(now)
     }
 
     async fn stream_updates<W: tokio::io::AsyncWrite + Unpin>(
         &self,
         conn: u64,
+        have: Option<TableVersion>,
         wr: &mut W,
         incoming: &mut mpsc::Receiver<Result<ToControl, FrameError>>,
         shutdown: CancellationToken,
     ) -> Result<(), FrameError> {
         let mut versions = self.inner.version_tx.subscribe();
-        let mut sent = self.send_snapshot(wr).await?;
+        // A reconnecting gateway that still holds a table this log reaches back to gets
+        // only the deltas since; anyone else a snapshot.
+        let mut sent = self.catch_up(wr, have).await?;
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut last_heard = tokio::time::Instant::now();
@@ -368,16 +334,21 @@ impl Publisher {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    sent = self.send_deltas(wr, sent).await?;
+                    sent = self.catch_up(wr, Some(sent)).await?;
                 }
                 msg = incoming.recv() => {
                     let Some(msg) = msg else { return Ok(()) };
                     last_heard = tokio::time::Instant::now();
                     match msg? {
-                        ToControl::Ack { epoch, version, table_hash } => self.record_ack(conn, epoch, version, table_hash),
+                        ToControl::Ack { epoch, version, table_hash } => {
+                            if self.record_ack(conn, epoch, version, table_hash) == AckCheck::Differs {
+                                tracing::warn!(version, "a gateway's table differs from control's at the same version; sending a snapshot");
+                                sent = self.catch_up(wr, None).await?;
+                            }
+                        }
                         ToControl::Resync { reason } => {
                             tracing::info!(%reason, "gateway asked for a resync");
-                            sent = self.send_snapshot(wr).await?;
+                            sent = self.catch_up(wr, None).await?;
                         }
                         ToControl::Ping { nonce } => write_frame(wr, &ToGateway::Pong { nonce }).await?,
                         ToControl::Pong { .. } => {}
@@ -385,6 +356,10 @@ impl Publisher {
                         ToControl::Hello { .. } => {
                             write_frame(wr, &ToGateway::Nack { reason: "hello was already received".into() }).await?;
                             return Ok(());
+                        }
+                        // A newer gateway's message: say so, and carry on (evolution rule 2).
+                        ToControl::Unknown => {
+                            write_frame(wr, &ToGateway::Nack { reason: "unknown message type; ignored".into() }).await?;
                         }
                     }
                 }
@@ -400,69 +375,14 @@ impl Publisher {
         }
     }
 
-    /// Sends the log entries after `sent` as deltas, or a snapshot when the log no longer
-    /// reaches back that far. Returns the version the gateway now has been sent.
-    async fn send_deltas<W: tokio::io::AsyncWrite + Unpin>(
-        &self,
-        wr: &mut W,
-        sent: u64,
-    ) -> Result<u64, FrameError> {
-        let (epoch, pending) = {
-            let s = self.state();
-            let reaches =
-                s.log.front().is_some_and(|(v, _)| *v <= sent + 1) || s.table.version == sent;
-            if !reaches {
-                (s.table.epoch, None)
-            } else {
-                let batches: Vec<(u64, Arc<Vec<Change>>)> =
-                    s.log.iter().filter(|(v, _)| *v > sent).cloned().collect();
-                (s.table.epoch, Some(batches))
-            }
-        };
-        let Some(batches) = pending else {
-            return self.send_snapshot(wr).await;
-        };
-        let mut base = sent;
-        for (version, changes) in batches {
-            write_frame(
-                wr,
-                &ToGateway::Delta {
-                    epoch,
-                    base_version: base,
-                    version,
-                    changes: (*changes).clone(),
-                },
-            )
-            .await?;
-            base = version;
-        }
-        Ok(base)
-    }
-
-    fn record_ack(&self, conn: u64, epoch: u64, version: u64, table_hash: u64) {
-        let expected = {
-            let s = self.state();
-            (s.table.epoch == epoch)
-                .then(|| {
-                    s.hashes
-                        .iter()
-                        .find(|(v, _)| *v == version)
-                        .map(|(_, h)| *h)
-                })
-                .flatten()
-        };
-        let in_sync = expected == Some(table_hash);
-        if expected.is_some() && !in_sync {
-            tracing::warn!(
-                version,
-                "a gateway's table hash differs from control's at the same version"
-            );
-        }
+    fn record_ack(&self, conn: u64, epoch: u64, version: u64, table_hash: u64) -> AckCheck {
+        let check = self.log().check_ack(epoch, version, table_hash);
         if let Some(g) = self.gateways_lock().get_mut(&conn) {
             g.acked = Some(TableVersion { epoch, version });
-            g.in_sync = in_sync;
+            g.in_sync = check == AckCheck::InSync;
         }
         self.inner.acks_tx.send_modify(|n| *n += 1);
+        check
     }
 }
 

@@ -6,12 +6,11 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::context::Context;
-use crate::mcp::outcome::{Outcome, ToolError};
+use crate::outcome::{Outcome, ToolError};
 
 const DEFAULT_LIMIT: u32 = 500;
 /// Catalog pages followed at most (1,000 repositories each).
@@ -20,15 +19,6 @@ const PAGE_SIZE: u32 = 1000;
 /// Tag lists fetched at once.
 const CONCURRENCY: usize = 8;
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RegistryArgs {
-    /// Only repositories whose name starts with this prefix.
-    pub repository: Option<String>,
-    /// At most this many images (default 500).
-    pub limit: Option<u32>,
-}
 
 #[derive(Deserialize)]
 struct Catalog {
@@ -61,8 +51,13 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
     })
 }
 
-pub async fn list_images(ctx: &Context, args: RegistryArgs) -> Result<Outcome, ToolError> {
-    if args.limit == Some(0) {
+/// Images whose repository starts with `prefix`, at most `limit` (default 500).
+pub async fn list_images(
+    ctx: &Context,
+    prefix: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Outcome, ToolError> {
+    if limit == Some(0) {
         return Err(ToolError::bad_input("limit must be at least 1"));
     }
     let Some(base) = ctx.registry_url.as_deref().map(|u| u.trim_end_matches('/')) else {
@@ -104,8 +99,8 @@ pub async fn list_images(ctx: &Context, args: RegistryArgs) -> Result<Outcome, T
             next = link;
         }
     }
-    if let Some(prefix) = &args.repository {
-        repositories.retain(|r| r.starts_with(prefix.as_str()));
+    if let Some(prefix) = prefix {
+        repositories.retain(|r| r.starts_with(prefix));
     }
 
     let fetched: Vec<(String, Result<Vec<String>, String>)> = futures::stream::iter(repositories)
@@ -138,7 +133,7 @@ pub async fn list_images(ctx: &Context, args: RegistryArgs) -> Result<Outcome, T
         }
     }
     images.sort();
-    let limit = args.limit.unwrap_or(DEFAULT_LIMIT) as usize;
+    let limit = limit.unwrap_or(DEFAULT_LIMIT) as usize;
     let truncated = images.len() > limit;
     images.truncate(limit);
     let mut text = if images.is_empty() {

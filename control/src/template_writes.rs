@@ -9,31 +9,25 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, Preconditions};
-use schemars::JsonSchema;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::names;
 
-use super::outcome::{Outcome, ToolError};
 use crate::context::Context;
+use crate::outcome::{Outcome, ToolError};
 use crate::{pod_security, templates};
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TemplateWriteArgs {
-    /// Template (ConfigMap) name.
-    pub name: String,
-    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
-    pub namespace: Option<String>,
-    /// Shown by list_templates (annotation nogoo9/description).
+/// What `create_template`/`update_template` set (on update, absent fields are kept).
+#[derive(Debug, Default, Clone)]
+pub struct TemplateFields {
+    /// `nogoo9/description`; an empty string removes it.
     pub description: Option<String>,
-    /// A version tag (annotation nogoo9/tag).
+    /// `nogoo9/tag`; an empty string removes it.
     pub tag: Option<String>,
     /// Extra ConfigMap labels (the template label is always kept).
-    pub labels: Option<BTreeMap<String, String>>,
-    /// Spawner annotations (nogoo9/required-context, nogoo9/init-image, …).
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// The PodSpec (with optional labels/annotations for the pod). Required to create.
+    pub labels: BTreeMap<String, String>,
+    /// Spawner annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The PodSpec (with optional labels/annotations for the pod).
     pub spec: Option<Value>,
 }
 
@@ -49,15 +43,15 @@ fn checked_spec(ctx: &Context, spec: &Value) -> Result<String, ToolError> {
     Ok(spec.to_string())
 }
 
-fn apply_metadata(meta: &mut ObjectMeta, args: &TemplateWriteArgs) {
+fn apply_metadata(meta: &mut ObjectMeta, fields: &TemplateFields) {
     let labels = meta.labels.get_or_insert_with(BTreeMap::new);
-    labels.extend(args.labels.clone().unwrap_or_default());
+    labels.extend(fields.labels.clone());
     labels.insert(names::POD_TEMPLATE_LABEL.into(), "true".into());
     let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
-    annotations.extend(args.annotations.clone().unwrap_or_default());
+    annotations.extend(fields.annotations.clone());
     for (key, value) in [
-        (names::DESCRIPTION_ANNOTATION, &args.description),
-        (names::TAG_ANNOTATION, &args.tag),
+        (names::DESCRIPTION_ANNOTATION, &fields.description),
+        (names::TAG_ANNOTATION, &fields.tag),
     ] {
         match value.as_deref() {
             Some("") => {
@@ -71,42 +65,41 @@ fn apply_metadata(meta: &mut ObjectMeta, args: &TemplateWriteArgs) {
     }
 }
 
-pub async fn create(ctx: &Context, args: TemplateWriteArgs) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(args.namespace.as_deref())?;
-    let spec = args
+pub async fn create(
+    ctx: &Context,
+    namespace: Option<&str>,
+    name: &str,
+    fields: TemplateFields,
+) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(namespace)?;
+    let spec = fields
         .spec
         .as_ref()
         .ok_or_else(|| ToolError::bad_input("spec is required to create a template"))?;
     let data = checked_spec(ctx, spec)?;
     let mut cm = ConfigMap {
         metadata: ObjectMeta {
-            name: Some(args.name.clone()),
+            name: Some(name.to_string()),
             namespace: Some(ns.clone()),
             ..Default::default()
         },
         data: Some(BTreeMap::from([("spec".to_string(), data)])),
         ..Default::default()
     };
-    apply_metadata(&mut cm.metadata, &args);
+    apply_metadata(&mut cm.metadata, &fields);
     Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
         .create(&PostParams::default(), &cm)
         .await?;
     Ok(Outcome {
-        text: format!("Created template {}", args.name),
-        structured: json!({"name": args.name, "namespace": ns}),
+        text: format!("Created template {name}"),
+        structured: json!({"name": name, "namespace": ns}),
     })
 }
 
 /// The ConfigMap, if it is a template; a clear refusal otherwise.
 async fn existing_template(api: &Api<ConfigMap>, name: &str) -> Result<ConfigMap, ToolError> {
     let cm = api.get(name).await?;
-    let labelled = cm
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(names::POD_TEMPLATE_LABEL))
-        .is_some_and(|v| v == "true");
-    if !labelled {
+    if !templates::is_template(&cm) {
         return Err(ToolError {
             code: 403,
             message: format!(
@@ -117,21 +110,26 @@ async fn existing_template(api: &Api<ConfigMap>, name: &str) -> Result<ConfigMap
     Ok(cm)
 }
 
-pub async fn update(ctx: &Context, args: TemplateWriteArgs) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(args.namespace.as_deref())?;
+pub async fn update(
+    ctx: &Context,
+    namespace: Option<&str>,
+    name: &str,
+    fields: TemplateFields,
+) -> Result<Outcome, ToolError> {
+    let ns = ctx.namespace_for(namespace)?;
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut cm = existing_template(&api, &args.name).await?;
-    if let Some(spec) = &args.spec {
+    let mut cm = existing_template(&api, name).await?;
+    if let Some(spec) = &fields.spec {
         cm.data
             .get_or_insert_with(BTreeMap::new)
             .insert("spec".into(), checked_spec(ctx, spec)?);
     }
-    apply_metadata(&mut cm.metadata, &args);
+    apply_metadata(&mut cm.metadata, &fields);
     // The fetched resourceVersion travels with the object: a concurrent edit is a 409.
-    api.replace(&args.name, &PostParams::default(), &cm).await?;
+    api.replace(name, &PostParams::default(), &cm).await?;
     Ok(Outcome {
-        text: format!("Updated template {}", args.name),
-        structured: json!({"name": args.name, "namespace": ns}),
+        text: format!("Updated template {name}"),
+        structured: json!({"name": name, "namespace": ns}),
     })
 }
 

@@ -100,16 +100,20 @@ pub fn parse_spec(value: &Value) -> Result<TemplateSpec, TemplateError> {
     })
 }
 
-/// Parses a template ConfigMap (which must carry the template label).
-pub fn from_config_map(cm: &ConfigMap) -> Result<Template, TemplateError> {
-    let name = cm.metadata.name.clone().unwrap_or_default();
-    let labelled = cm
-        .metadata
+/// Whether a ConfigMap is a template (`nogoo9/pod-template=true`): the only ConfigMaps
+/// the template tools read or write.
+pub fn is_template(cm: &ConfigMap) -> bool {
+    cm.metadata
         .labels
         .as_ref()
         .and_then(|l| l.get(names::POD_TEMPLATE_LABEL))
-        .is_some_and(|v| v == "true");
-    if !labelled {
+        .is_some_and(|v| v == "true")
+}
+
+/// Parses a template ConfigMap (which must carry the template label).
+pub fn from_config_map(cm: &ConfigMap) -> Result<Template, TemplateError> {
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    if !is_template(cm) {
         return Err(TemplateError::NotATemplate(name));
     }
     let raw = cm

@@ -50,11 +50,11 @@ pub struct TlsListener {
 impl TlsListener {
     pub fn new(
         tcp: TcpListener,
-        config: rustls::ServerConfig,
+        config: Arc<rustls::ServerConfig>,
         shutdown: CancellationToken,
     ) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let acceptor = TlsAcceptor::from(config);
         let (tx, ready) = mpsc::channel(64);
         tokio::spawn(async move {
             loop {

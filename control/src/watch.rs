@@ -1,7 +1,6 @@
 //! Watches workspace pods and keeps the publisher's table equal to them.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -41,9 +40,8 @@ pub async fn run(
         let event = match event {
             Ok(e) => e,
             Err(e) => {
-                // The backoff already delays the retry; say why routes may be stale.
+                // The stream's backoff delays the retry; say why routes may be stale.
                 tracing::warn!(error = %e, "watching workspace pods failed; retrying");
-                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };

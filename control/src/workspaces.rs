@@ -14,7 +14,7 @@ use shared::route::RouteState;
 
 use crate::caller::{self, Caller};
 use crate::context::Context;
-use crate::mcp::outcome::{Outcome, ToolError};
+use crate::outcome::{Outcome, ToolError};
 use crate::pod_security;
 use crate::progress::Progress;
 use crate::spawner::{self, SpawnInput};
@@ -341,7 +341,7 @@ async fn wait_routable_for(
             .get(id)
             .is_some_and(|r| r.pod_uid == uid && r.state == RouteState::Ready)
         {
-            break table.version;
+            break table.version();
         }
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return Err(timed_out()),

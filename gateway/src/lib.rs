@@ -13,6 +13,8 @@ pub mod reject;
 pub mod routing;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -164,7 +166,8 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
     server.bootstrap();
     let store = RouteStore::new();
     let sync = Arc::new(SyncStatus::default());
-    let metrics = Arc::new(GatewayMetrics::default());
+    let metrics = Arc::new(GatewayMetrics::new());
+    metrics.register_sync(&sync);
     let activity = Arc::new(shared::activity::ActivityLog::default());
 
     let auth = config.auth.clone().map(|verifier| auth::GatewayAuth {

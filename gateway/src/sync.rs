@@ -1,15 +1,18 @@
-//! The route feed: dial control's Unix socket, take a snapshot then deltas, apply them
-//! off the hot path, ack each version, and reconnect with backoff. While control is away
-//! the last table keeps serving.
+//! The route feed's I/O: dial control's Unix socket, hand every frame to the protocol's
+//! `shared::feed::Follower` (which decides: serve a table, reply, resync), publish each
+//! table off the hot path, and reconnect with backoff. While control is away the last
+//! table keeps serving, and a reconnect tells control which table that is (`have`), so
+//! it sends only what was missed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus::IntCounter;
 use shared::codec::{FrameError, read_frame, write_frame};
-use shared::proto::{PROTOCOL_VERSION, ToControl, ToGateway};
-use shared::route::Route;
+use shared::feed::{Follower, Step};
+use shared::proto::{ToControl, ToGateway};
 use shared::table::RouteTable;
 use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
@@ -32,12 +35,31 @@ const ACTIVITY_FORGET_MS: u64 = 3_600_000;
 const ACTIVITY_BATCH: usize = 10_000;
 
 /// Sync state for readiness and metrics (staleness = now − last contact).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SyncStatus {
     connected: AtomicBool,
     last_contact_unix_ms: AtomicU64,
-    applied: AtomicU64,
-    resyncs: AtomicU64,
+    applied: IntCounter,
+    resyncs: IntCounter,
+}
+
+impl Default for SyncStatus {
+    fn default() -> Self {
+        let counter =
+            |name: &str, help: &str| IntCounter::new(name, help).expect("a valid metric name");
+        SyncStatus {
+            connected: AtomicBool::new(false),
+            last_contact_unix_ms: AtomicU64::new(0),
+            applied: counter(
+                "nocrd9_gateway_sync_applied_total",
+                "Snapshots and deltas applied.",
+            ),
+            resyncs: counter(
+                "nocrd9_gateway_sync_resyncs_total",
+                "Frames refused for not following the table (each asks for a snapshot).",
+            ),
+        }
+    }
 }
 
 impl SyncStatus {
@@ -53,11 +75,16 @@ impl SyncStatus {
 
     /// Snapshots and deltas applied so far.
     pub fn applied(&self) -> u64 {
-        self.applied.load(Ordering::Relaxed)
+        self.applied.get()
     }
 
     pub fn resyncs(&self) -> u64 {
-        self.resyncs.load(Ordering::Relaxed)
+        self.resyncs.get()
+    }
+
+    /// The counters, for the metrics registry.
+    pub fn counters(&self) -> [IntCounter; 2] {
+        [self.applied.clone(), self.resyncs.clone()]
     }
 
     fn touch(&self) {
@@ -150,16 +177,8 @@ async fn session(
             source,
         })?;
     let (mut rd, mut wr) = stream.into_split();
-    let have = store.is_loaded().then(|| store.load().at());
-    write_frame(
-        &mut wr,
-        &ToControl::Hello {
-            proto: PROTOCOL_VERSION,
-            gateway_id: config.gateway_id.clone(),
-            have,
-        },
-    )
-    .await?;
+    let mut follower = Follower::new(store.is_loaded().then(|| (**store.load()).clone()));
+    write_frame(&mut wr, &follower.hello(&config.gateway_id)).await?;
     status.connected.store(true, Ordering::Relaxed);
     status.touch();
     // Frames are read on their own task so waiting for one can share a select with the
@@ -187,9 +206,6 @@ async fn session(
     let mut report = tokio::time::interval(config.activity_every);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
-    // Deltas are applied to this working copy, then published (an O(1) clone).
-    let mut working: RouteTable = (**store.load()).clone();
-    let mut snapshot: Vec<Route> = Vec::new();
     loop {
         let msg = tokio::select! {
             _ = report.tick() => {
@@ -208,39 +224,19 @@ async fn session(
         };
         heard = tokio::time::Instant::now();
         status.touch();
-        match msg {
-            ToGateway::Snapshot {
-                epoch,
-                version,
-                last,
-                routes,
-                ..
-            } => {
-                snapshot.extend(routes);
-                if last {
-                    working =
-                        RouteTable::from_routes(epoch, version, std::mem::take(&mut snapshot));
-                    publish(&acks, store, status, &working);
-                }
+        match follower.on_frame(msg) {
+            Step::Serve(table) => publish(&acks, store, status, table),
+            Step::Reply(msg) => send(msg)?,
+            Step::Resync(msg) => {
+                status.resyncs.inc();
+                tracing::warn!(
+                    ?msg,
+                    "the route feed did not follow our table; asking for a snapshot"
+                );
+                send(msg)?;
             }
-            ToGateway::Delta {
-                epoch,
-                base_version,
-                version,
-                changes,
-            } => match working.apply(epoch, base_version, version, &changes) {
-                Ok(()) => publish(&acks, store, status, &working),
-                Err(e) => {
-                    status.resyncs.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "delta does not follow our table; asking for a snapshot");
-                    send(ToControl::Resync {
-                        reason: e.to_string(),
-                    })?;
-                }
-            },
-            ToGateway::Ping { nonce } => send(ToControl::Pong { nonce })?,
-            ToGateway::Pong { .. } => {}
-            ToGateway::Nack { reason } => return Err(SyncError::Refused(reason)),
+            Step::Refused(reason) => return Err(SyncError::Refused(reason)),
+            Step::Nothing => {}
         }
     }
 }
@@ -259,15 +255,12 @@ fn publish(
     acks: &tokio::sync::watch::Sender<Option<ToControl>>,
     store: &RouteStore,
     status: &SyncStatus,
-    table: &RouteTable,
+    table: RouteTable,
 ) {
-    store.replace(table.clone());
-    status.applied.fetch_add(1, Ordering::Relaxed);
-    acks.send_replace(Some(ToControl::Ack {
-        epoch: table.epoch,
-        version: table.version,
-        table_hash: table.hash(),
-    }));
+    let ack = shared::feed::ack(&table);
+    store.replace(table);
+    status.applied.inc();
+    acks.send_replace(Some(ack));
 }
 
 /// Writes queued frames and the latest ack until the session ends or a write fails

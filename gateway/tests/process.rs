@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control::publish::Publisher;
@@ -12,16 +13,12 @@ use shared::ids::WorkspaceId;
 use shared::route::{Route, RouteState};
 use shared::table::Change;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "process-test-secret-process-test-secret";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
+use gateway::testkit::free_port;
 
 async fn raw(addr: SocketAddr, req: &str) -> Result<String, String> {
     let mut s = tokio::net::TcpStream::connect(addr)
@@ -37,13 +34,14 @@ async fn raw(addr: SocketAddr, req: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// An upstream whose `/slow` answers after 1.5 s.
-async fn upstream() -> SocketAddr {
+/// An upstream whose `/slow` says it `arrived`, then answers once `release`d.
+async fn upstream(arrived: Arc<Notify>, release: Arc<Notify>) -> SocketAddr {
     let app = axum::Router::new()
         .route(
             "/slow",
-            axum::routing::get(|| async {
-                tokio::time::sleep(Duration::from_millis(1500)).await;
+            axum::routing::get(move || async move {
+                arrived.notify_one();
+                release.notified().await;
                 "slow but complete"
             }),
         )
@@ -68,7 +66,8 @@ async fn sigterm_drains_and_the_access_log_never_holds_a_token() {
         let (p, s) = (publisher.clone(), stop.clone());
         async move { p.serve(listener, s).await }
     });
-    let up = upstream().await;
+    let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let up = upstream(arrived.clone(), release.clone()).await;
     publisher.update(vec![Change::Upsert {
         route: Route {
             workspace_id: WorkspaceId::parse("logged").unwrap_or_else(|e| panic!("{e}")),
@@ -157,15 +156,19 @@ async fn sigterm_drains_and_the_access_log_never_holds_a_token() {
         );
         async move { raw(addr, &req).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .unwrap_or_else(|_| panic!("the slow request never reached the upstream"));
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
         .unwrap_or_else(|e| panic!("{e}"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "the listener closes at once"
-    );
+    shared::testkit::eventually_async(
+        "the listener to close after SIGTERM",
+        Duration::from_secs(10),
+        || async { tokio::net::TcpStream::connect(addr).await.is_err() },
+    )
+    .await;
+    release.notify_one();
     let answer = tokio::time::timeout(Duration::from_secs(10), slow)
         .await
         .unwrap_or_else(|_| panic!("in-flight request"))
@@ -208,13 +211,23 @@ async fn sigterm_drains_and_the_access_log_never_holds_a_token() {
     assert_eq!(refusal["fields"]["error"], "unauthorized");
     assert_eq!(refusal["fields"]["auth_reason"], "malformed_token");
     assert_eq!(refusal["fields"]["workspace_id"], "logged");
-    let slow_line = access
+    // The in-flight request was answered after SIGTERM, and logged then.
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect();
+    let sigterm = lines
         .iter()
-        .find(|v| {
-            v["fields"]["status"] == 200
-                && v["fields"]["duration_ms"].as_f64().unwrap_or(0.0) > 1000.0
+        .position(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("SIGTERM"))
         })
-        .unwrap_or_else(|| panic!("the drained request is logged: {log}"));
+        .unwrap_or_else(|| panic!("the SIGTERM is logged: {log}"));
+    let slow_line = lines[sigterm..]
+        .iter()
+        .find(|v| v["target"] == "access" && v["fields"]["status"] == 200)
+        .unwrap_or_else(|| panic!("the drained request is logged after SIGTERM: {log}"));
     assert_eq!(slow_line["fields"]["upstream"], up.to_string());
     stop.cancel();
 }

@@ -11,19 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use control::publish::Publisher;
-use loadtest::sim::kubelet::app::{self, AppIdentity};
+use kube_sim::kubelet::app::{self, AppIdentity};
 use shared::ids::WorkspaceId;
 use shared::route::{Route, RouteState};
 use shared::table::Change;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
+use gateway::testkit::free_port;
 
 struct Gateway(Child);
 
@@ -166,7 +161,19 @@ async fn an_upgrade_refuses_no_connection_and_answers_no_error() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let flowing = |n: u64| {
+        let ok = ok.clone();
+        async move {
+            let from = ok.load(Ordering::Relaxed);
+            shared::testkit::eventually(
+                &format!("{n} more requests served"),
+                Duration::from_secs(20),
+                || ok.load(Ordering::Relaxed) >= from + n,
+            )
+            .await
+        }
+    };
+    flowing(20).await;
 
     // The upgrade: the new process waits for the listener, the old one hands it over.
     let new = gateway(
@@ -177,7 +184,13 @@ async fn an_upgrade_refuses_no_connection_and_answers_no_error() {
         true,
         &dir.path().join("new.log"),
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The new process listens on the upgrade socket once it is ready to take the listener.
+    shared::testkit::eventually(
+        "the new gateway to wait on the upgrade socket",
+        Duration::from_secs(20),
+        || upgrade_sock.exists(),
+    )
+    .await;
     let old_pid = nix::unistd::Pid::from_raw(old.0.id() as i32);
     nix::sys::signal::kill(old_pid, nix::sys::signal::Signal::SIGQUIT)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -193,7 +206,7 @@ async fn an_upgrade_refuses_no_connection_and_answers_no_error() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    flowing(20).await;
     running.store(false, Ordering::Relaxed);
     for l in load {
         let _ = l.await;

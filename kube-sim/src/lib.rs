@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! let sim = loadtest::sim::Sim::start(loadtest::sim::SimConfig::for_tests()).await?;
+//! let sim = kube_sim::Sim::start(kube_sim::SimConfig::for_tests()).await?;
 //! let client = sim.client().await?;          // a kube::Client for the simulated cluster
 //! std::fs::write("kc.yaml", sim.kubeconfig())?; // or a kubeconfig for other clients
 //! sim.shutdown().await;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use loadtest::sim::{DenyRule, Faults, PodCidr, Sim, SimConfig, SimError};
+use kube_sim::{DenyRule, Faults, PodCidr, Sim, SimConfig, SimError};
 
 #[derive(Debug, Parser)]
 #[command(

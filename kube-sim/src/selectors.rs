@@ -151,7 +151,7 @@ fn validate_key(key: &str) -> Result<(), String> {
         None => (None, key),
     };
     if let Some(p) = prefix
-        && (p.is_empty() || p.len() > 253 || super::validate::dns_subdomain_problem(p).is_some())
+        && (p.is_empty() || p.len() > 253 || shared::k8s_names::dns_subdomain_problem(p).is_some())
     {
         return Err(format!(
             "invalid label key \"{key}\": prefix part must be a DNS-1123 subdomain"

@@ -60,38 +60,7 @@ pub fn decode_typed<T: DeserializeOwned + Serialize>(
     Ok((canonical, unknown))
 }
 
-/// RFC 1123 subdomain (names of pods, config maps, service accounts).
-pub fn dns_subdomain_problem(name: &str) -> Option<String> {
-    const MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-    if name.len() > 253 {
-        return Some("must be no more than 253 characters".into());
-    }
-    let ok = !name.is_empty()
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        });
-    if ok { None } else { Some(MSG.into()) }
-}
-
-/// RFC 1123 label (namespace names, container names, port names…).
-pub fn dns_label_problem(name: &str) -> Option<String> {
-    const MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-    if name.len() > 63 {
-        return Some("must be no more than 63 characters".into());
-    }
-    let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok { None } else { Some(MSG.into()) }
-}
+pub use shared::k8s_names::{dns_label_problem, dns_subdomain_problem};
 
 /// Validates `metadata.labels` and `metadata.annotations` keys/values like the real server.
 pub fn validate_metadata_maps(meta: &Value, causes: &mut Vec<Cause>) {

@@ -9,17 +9,13 @@
 //!   `wait: true` (returns once the pod is Running and the gateway applied its route),
 //!   1 session and 50 concurrent sessions.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use control::config::Args;
-use control::run::Control;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
-use loadtest::sim::{Sim, SimConfig};
-use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use kube_sim::SimConfig;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
@@ -46,26 +42,6 @@ fn options() -> Options {
         }
     }
     o
-}
-
-struct Stop(Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
-
-#[async_trait::async_trait]
-impl ShutdownSignalWatch for Stop {
-    async fn recv(&self) -> ShutdownSignal {
-        let rx = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(rx) = rx {
-            let _ = rx.await;
-        }
-        ShutdownSignal::FastShutdown
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -153,59 +129,16 @@ async fn main() {
     let mut sim_config = SimConfig::for_tests();
     sim_config.pod_cidr.base = std::net::Ipv4Addr::new(127, 10, 0, 0);
     sim_config.pod_cidr.prefix = 16;
-    let sim = Sim::start(sim_config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir.path().join("control.sock");
-    let socket_arg = socket.to_string_lossy().to_string();
-    let args = <Args as clap::Parser>::try_parse_from([
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--namespace",
-        "default",
-        "--gateway-socket",
-        &socket_arg,
-        "--disable-permission-checks",
-        "--log-level",
-        "warn",
-    ])
-    .unwrap_or_else(|e| panic!("{e}"));
-    let control = Control::start(&args, kube.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let url = format!(
-        "http://{}/mcp",
-        control.http_addr.unwrap_or_else(|| panic!("http"))
-    );
-
+    let h = control::testkit::start(sim_config, |c| c.permission_checks = false).await;
+    let kube = h.kube().await;
+    let url = h.mcp_url();
     // A real gateway on the route socket, so "routable" includes its ack.
-    let config = gateway::GatewayConfig {
-        listen: ([127, 0, 0, 1], free_port()).into(),
-        admin_listen: ([127, 0, 0, 1], free_port()).into(),
-        control_socket: socket.clone(),
-        gateway_id: "bench".into(),
-        threads: 1,
-        grace_period_secs: 1,
-        auth: None,
-        forward_auth: false,
-        tls: None,
-        limits: gateway::limits::Limits::default(),
-        default_workspace_port: 3000,
-        activity_every: Duration::from_secs(5),
-        upgrade: false,
-        upgrade_sock: dir.path().join("upgrade.sock"),
-    };
-    let gw = gateway::build(&config).unwrap_or_else(|e| panic!("{e}"));
-    let (stop_gw, rx) = tokio::sync::oneshot::channel();
-    let gw_thread = std::thread::spawn(move || gw.run(Box::new(Stop(Mutex::new(Some(rx))))));
-    while control.publisher.gateways().is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let gw = gateway::testkit::TestGateway::start(&h.socket()).await;
+    let control = &h.control;
+    shared::testkit::eventually("the gateway to connect", Duration::from_secs(30), || {
+        !control.publisher.gateways().is_empty()
+    })
+    .await;
 
     // N workspaces, created through the API (fast), then Running.
     let pods: Api<Pod> = Api::namespaced(kube.clone(), "default");
@@ -225,9 +158,10 @@ async fn main() {
         .buffer_unordered(32)
         .collect::<Vec<_>>()
         .await;
-    while control.publisher.table().len() < o.workspaces {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    shared::testkit::eventually("every seeded route", Duration::from_secs(600), || {
+        control.publisher.table().len() >= o.workspaces
+    })
+    .await;
     eprintln!(
         "seeded {} workspaces in {:.1} s",
         o.workspaces,
@@ -268,8 +202,6 @@ async fn main() {
         w,
     );
 
-    let _ = stop_gw.send(());
-    let _ = gw_thread.join();
-    control.stop().await;
-    sim.shutdown().await;
+    drop(gw);
+    h.stop().await;
 }

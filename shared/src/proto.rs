@@ -11,13 +11,18 @@
 //! ```
 //!
 //! A gateway that cannot apply a delta (wrong epoch or base) sends `Resync` and gets a
-//! new snapshot; an unsupported `proto` gets `Nack` and the connection closes.
+//! new snapshot; an unsupported `proto` gets `Nack` and the connection closes. A gateway
+//! that reconnects says which table it `have`s; when control's log still reaches back to
+//! it, the gateway gets only the deltas since, not a snapshot. An ack whose table hash
+//! differs from control's at that version gets a fresh snapshot. Both ends' logic is
+//! `feed.rs` (no I/O); the sockets are the gateway's `sync.rs` and control's `publish.rs`.
 //!
 //! **Evolution rules** (both ends ship from this workspace, but a gateway and a control
 //! of adjacent releases must interoperate during a rolling upgrade):
 //! 1. Only add fields, each with `#[serde(default)]`; never rename, retype or remove one.
 //! 2. Only add message types; a receiver that does not know a type ignores the frame
-//!    (gateway) or answers `Nack` (control) — never panics.
+//!    (gateway) or answers `Nack` and carries on (control) — never panics, never drops
+//!    the connection (the `Unknown` variants).
 //! 3. Incompatible changes bump `PROTOCOL_VERSION`; control keeps answering the previous
 //!    version for one release.
 //! 4. `tests/compat.rs` pins v1 frames: they must keep decoding.
@@ -65,6 +70,10 @@ pub enum ToControl {
     Pong {
         nonce: u64,
     },
+    /// A message type this build does not know (from a newer gateway): answered with
+    /// `Nack`, never fatal (evolution rule 2).
+    #[serde(other)]
+    Unknown,
 }
 
 /// Control → gateway.
@@ -95,6 +104,10 @@ pub enum ToGateway {
     Pong {
         nonce: u64,
     },
+    /// A message type this build does not know (from a newer control): ignored
+    /// (evolution rule 2).
+    #[serde(other)]
+    Unknown,
 }
 
 /// Last activity seen by a gateway for one workspace (requests and WebSocket data frames).

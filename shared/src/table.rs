@@ -1,5 +1,7 @@
-//! The route table both ends of the channel hold, and the one pure function that
-//! changes it (`apply`), so control and every gateway cannot disagree.
+//! The route table both ends of the channel hold, and the only ways it changes: control
+//! `commit`s a batch of changes as the next version, a gateway `apply`s that same batch
+//! as a delta. Both run `apply_changes`, and the version arithmetic lives here alone, so
+//! control and every gateway cannot disagree.
 //!
 //! The map is persistent (`imbl`): a clone is O(1) and an update copies only the path to
 //! the changed entry, so a gateway can apply 1,000 updates/s to a 100,000-route table and
@@ -47,8 +49,8 @@ pub struct TableVersion {
 /// All routes at one version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteTable {
-    pub epoch: u64,
-    pub version: u64,
+    epoch: u64,
+    version: u64,
     routes: imbl::HashMap<WorkspaceId, Arc<Route>>,
     /// [`RouteTable::hash`], kept up to date change by change: recomputing it per version
     /// cost O(routes) each time, which stalled the feed under a burst of updates.
@@ -74,6 +76,15 @@ impl RouteTable {
         table
     }
 
+    /// Changes with every control start (versions restart with it).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     pub fn at(&self) -> TableVersion {
         TableVersion {
             epoch: self.epoch,
@@ -97,9 +108,37 @@ impl RouteTable {
         self.routes.values()
     }
 
-    /// Applies one change without touching the version (control builds its next version
-    /// from several changes; see [`RouteTable::apply`] for the gateway side).
-    pub fn apply_change(&mut self, change: &Change) {
+    /// Applies `changes` as the next version and returns it (control's side; a gateway
+    /// applies the same batch with [`RouteTable::apply`]). An empty batch is no version.
+    pub fn commit(&mut self, changes: &[Change]) -> u64 {
+        if changes.is_empty() {
+            return self.version;
+        }
+        self.apply_changes(changes);
+        self.version += 1;
+        self.version
+    }
+
+    fn apply_changes(&mut self, changes: &[Change]) {
+        for change in changes {
+            self.apply_change(change);
+        }
+    }
+
+    /// Every route filed under its own id, and the running digest equal to a recount.
+    /// O(routes), so it is for tests (property tests run it after every change).
+    pub fn check_invariants(&self) -> bool {
+        let mut digest = 0u64;
+        for (id, route) in &self.routes {
+            if &route.workspace_id != id {
+                return false;
+            }
+            digest = digest.wrapping_add(route_hash(route));
+        }
+        digest == self.digest
+    }
+
+    fn apply_change(&mut self, change: &Change) {
         match change {
             Change::Upsert { route } => self.insert(route.clone()),
             Change::Remove {
@@ -151,9 +190,7 @@ impl RouteTable {
         if version <= base {
             return Err(ApplyError::NotIncreasing { base, version });
         }
-        for change in changes {
-            self.apply_change(change);
-        }
+        self.apply_changes(changes);
         self.version = version;
         Ok(())
     }
@@ -252,6 +289,7 @@ mod tests {
                 .apply(1, 0, 1, &a.diff(&b))
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(replay.routes, b.routes);
+            assert!(replay.check_invariants());
             assert_eq!(replay.hash(), b.hash());
             assert!(a.diff(&a).is_empty());
         }
@@ -277,6 +315,7 @@ mod tests {
             t.apply(1, v - 1, v, &changes)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(t.hash(), recount(&t), "at version {v}");
+            assert!(t.check_invariants());
             assert_eq!(t.hash(), target.hash());
         }
     }

@@ -41,3 +41,17 @@ fn frames_with_unknown_fields_from_a_newer_peer_still_decode() {
     let newer = r#"{"type":"ack","epoch":1,"version":2,"table_hash":3,"added_in_v1_1":"x"}"#;
     assert!(serde_json::from_str::<ToControl>(newer).is_ok());
 }
+
+#[test]
+fn unknown_message_types_from_a_newer_peer_decode_as_unknown() {
+    let to_control = r#"{"type":"stats_v2","requests":5}"#;
+    assert_eq!(
+        serde_json::from_str::<ToControl>(to_control).ok(),
+        Some(ToControl::Unknown)
+    );
+    let to_gateway = r#"{"type":"drain","deadline_ms":100}"#;
+    assert_eq!(
+        serde_json::from_str::<ToGateway>(to_gateway).ok(),
+        Some(ToGateway::Unknown)
+    );
+}

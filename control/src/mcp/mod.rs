@@ -1,15 +1,12 @@
-//! The MCP server (rmcp): tool registration and dispatch. Each `#[tool]` method is a
-//! one-liner into the module that does the work, so the descriptions and schemas here
-//! are what an agent reads.
+//! The MCP server (rmcp): tool registration and dispatch, nothing else. Each `#[tool]`
+//! method turns its arguments (`args`) into one call of the module that does the work,
+//! so the descriptions and schemas here are what an agent reads. Which tools exist and
+//! what they need is the catalogue (`crate::tools`).
 
-pub mod from_template;
-pub mod outcome;
-pub mod pod_writes;
-pub mod pods;
-pub mod registry;
+pub mod args;
 pub mod resources;
-pub mod template_writes;
-pub mod workspace_args;
+mod result;
+mod schema;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -17,17 +14,17 @@ use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConf
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
+use args::{
+    CreatePodArgs, DeletePodArgs, FromTemplateArgs, ListPodsArgs, NamespaceArg, PatchPodArgs,
+    PodLogsArgs, PodRef, RegistryArgs, SpawnArgs, StopArgs, TemplateArg, TemplateWriteArgs,
+};
+use result::to_result;
+
 use crate::caller::Caller;
-
 use crate::context::Context;
-use from_template::FromTemplateArgs;
-use outcome::to_result;
-use pod_writes::{CreatePodArgs, PatchPodArgs};
-use pods::{DeletePodArgs, ListPodsArgs, PodLogsArgs, PodRef};
-use template_writes::TemplateWriteArgs;
-use workspace_args::{NamespaceArg, SpawnArgs, StopArgs, TemplateArg};
-
-use crate::workspaces;
+use crate::outcome::{Outcome, ToolError};
+use crate::template_writes::TemplateFields;
+use crate::{from_template, pod_writes, pods, registry, template_writes, tools, workspaces};
 
 /// One MCP server instance (per session over HTTP, one for stdio).
 #[derive(Clone)]
@@ -57,10 +54,10 @@ impl NoCrdServer {
     )]
     async fn check_permissions(&self) -> Result<CallToolResult, McpError> {
         let outcome = match &self.ctx.permissions {
-            Some(report) => outcome::Outcome { text: report.to_text(), structured: report.to_json(self.ctx.mode, &self.ctx.namespace) },
-            None => outcome::Outcome {
+            Some(report) => Outcome { text: report.to_text(), structured: report.to_json(self.ctx.mode, &self.ctx.namespace) },
+            None => Outcome {
                 text: "Permission checks are disabled (--disable-permission-checks): every tool is registered.".into(),
-                structured: serde_json::json!({"mode": self.ctx.mode.as_str(), "namespace": self.ctx.namespace, "checksDisabled": true, "enabledTools": ALL_TOOLS, "disabledTools": [], "permissions": {}}),
+                structured: serde_json::json!({"mode": self.ctx.mode.as_str(), "namespace": self.ctx.namespace, "checksDisabled": true, "enabledTools": tools::names().collect::<Vec<_>>(), "disabledTools": [], "permissions": {}}),
             },
         };
         Ok(to_result(Ok(outcome)))
@@ -76,7 +73,13 @@ impl NoCrdServer {
         Parameters(args): Parameters<ListPodsArgs>,
     ) -> Result<CallToolResult, McpError> {
         let who = Caller::of(&self.ctx, &rc, None);
-        Ok(to_result(pods::list_pods(&self.ctx, args, &who).await))
+        let query = pods::PodQuery {
+            namespace: args.namespace,
+            label_selector: args.label_selector,
+            field_selector: args.field_selector,
+            limit: args.limit,
+        };
+        Ok(to_result(pods::list_pods(&self.ctx, query, &who).await))
     }
 
     #[tool(
@@ -89,7 +92,9 @@ impl NoCrdServer {
         Parameters(args): Parameters<PodRef>,
     ) -> Result<CallToolResult, McpError> {
         let who = Caller::of(&self.ctx, &rc, None);
-        Ok(to_result(pods::get_pod(&self.ctx, args, &who).await))
+        Ok(to_result(
+            pods::get_pod(&self.ctx, args.namespace.as_deref(), &args.name, &who).await,
+        ))
     }
 
     #[tool(
@@ -106,7 +111,16 @@ impl NoCrdServer {
         Parameters(args): Parameters<DeletePodArgs>,
     ) -> Result<CallToolResult, McpError> {
         let who = Caller::of(&self.ctx, &rc, None);
-        Ok(to_result(pods::delete_pod(&self.ctx, args, &who).await))
+        Ok(to_result(
+            pods::delete_pod(
+                &self.ctx,
+                args.namespace.as_deref(),
+                &args.name,
+                args.grace_period_seconds,
+                &who,
+            )
+            .await,
+        ))
     }
 
     #[tool(
@@ -121,7 +135,18 @@ impl NoCrdServer {
         &self,
         Parameters(args): Parameters<CreatePodArgs>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(pod_writes::create_pod(&self.ctx, args).await))
+        let spec = args.pod_spec();
+        Ok(to_result(
+            pod_writes::create_pod(
+                &self.ctx,
+                args.namespace.as_deref(),
+                &args.name,
+                args.labels.unwrap_or_default(),
+                args.annotations.unwrap_or_default(),
+                spec,
+            )
+            .await,
+        ))
     }
 
     #[tool(
@@ -139,7 +164,14 @@ impl NoCrdServer {
     ) -> Result<CallToolResult, McpError> {
         let who = Caller::of(&self.ctx, &rc, None);
         Ok(to_result(
-            pod_writes::patch_pod(&self.ctx, args, &who).await,
+            pod_writes::patch_pod(
+                &self.ctx,
+                args.namespace.as_deref(),
+                &args.name,
+                args.patch,
+                &who,
+            )
+            .await,
         ))
     }
 
@@ -155,7 +187,17 @@ impl NoCrdServer {
         &self,
         Parameters(args): Parameters<FromTemplateArgs>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(from_template::create(&self.ctx, args).await))
+        Ok(to_result(
+            from_template::create(
+                &self.ctx,
+                &args.template_ref,
+                args.namespace.as_deref(),
+                &args.name,
+                args.top_level_overrides.as_ref(),
+                args.container_overrides.as_deref().unwrap_or_default(),
+            )
+            .await,
+        ))
     }
 
     #[tool(
@@ -168,7 +210,24 @@ impl NoCrdServer {
         Parameters(args): Parameters<PodLogsArgs>,
     ) -> Result<CallToolResult, McpError> {
         let who = Caller::of(&self.ctx, &rc, None);
-        Ok(to_result(pods::get_pod_logs(&self.ctx, args, &who).await))
+        let query = pods::LogQuery {
+            container: args.container,
+            tail_lines: args.tail_lines,
+            since_seconds: args.since_seconds,
+            limit_bytes: args.limit_bytes,
+            timestamps: args.timestamps.unwrap_or(false),
+            previous: args.previous.unwrap_or(false),
+        };
+        Ok(to_result(
+            pods::get_pod_logs(
+                &self.ctx,
+                args.namespace.as_deref(),
+                &args.name,
+                query,
+                &who,
+            )
+            .await,
+        ))
     }
 
     #[tool(
@@ -185,9 +244,11 @@ impl NoCrdServer {
     )]
     async fn list_registry_images(
         &self,
-        Parameters(args): Parameters<registry::RegistryArgs>,
+        Parameters(args): Parameters<RegistryArgs>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(registry::list_images(&self.ctx, args).await))
+        Ok(to_result(
+            registry::list_images(&self.ctx, args.repository.as_deref(), args.limit).await,
+        ))
     }
 }
 
@@ -231,7 +292,10 @@ impl NoCrdServer {
         &self,
         Parameters(args): Parameters<TemplateWriteArgs>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(template_writes::create(&self.ctx, args).await))
+        let (namespace, name, fields) = template_fields(args);
+        Ok(to_result(
+            template_writes::create(&self.ctx, namespace.as_deref(), &name, fields).await,
+        ))
     }
 
     #[tool(
@@ -246,7 +310,10 @@ impl NoCrdServer {
         &self,
         Parameters(args): Parameters<TemplateWriteArgs>,
     ) -> Result<CallToolResult, McpError> {
-        Ok(to_result(template_writes::update(&self.ctx, args).await))
+        let (namespace, name, fields) = template_fields(args);
+        Ok(to_result(
+            template_writes::update(&self.ctx, namespace.as_deref(), &name, fields).await,
+        ))
     }
 
     #[tool(
@@ -333,39 +400,17 @@ impl NoCrdServer {
     }
 }
 
-/// Tools that change nothing (all that `--read-only` keeps).
-pub const READ_TOOLS: &[&str] = &[
-    "current_namespace",
-    "check_permissions",
-    "list_pods",
-    "get_pod",
-    "get_pod_logs",
-    "list_namespaces",
-    "list_registry_images",
-    "list_templates",
-    "get_template",
-    "list_workspaces",
-];
-
-/// Every tool that may be gated by permissions (the always-available ones are not listed).
-pub const ALL_TOOLS: &[&str] = &[
-    "list_pods",
-    "get_pod",
-    "create_pod",
-    "patch_pod",
-    "create_pod_from_template",
-    "delete_pod",
-    "get_pod_logs",
-    "list_namespaces",
-    "list_templates",
-    "get_template",
-    "create_template",
-    "update_template",
-    "delete_template",
-    "spawn_workspace",
-    "stop_workspace",
-    "list_workspaces",
-];
+/// A template write's arguments as the domain takes them.
+fn template_fields(args: TemplateWriteArgs) -> (Option<String>, String, TemplateFields) {
+    let fields = TemplateFields {
+        description: args.description,
+        tag: args.tag,
+        labels: args.labels.unwrap_or_default(),
+        annotations: args.annotations.unwrap_or_default(),
+        spec: args.spec,
+    };
+    (args.namespace, args.name, fields)
+}
 
 impl NoCrdServer {
     /// All routes, less the tools the startup check found this identity cannot use and,
@@ -378,15 +423,14 @@ impl NoCrdServer {
             }
         }
         if ctx.read_only {
-            let writes: Vec<String> = router
-                .list_all()
-                .into_iter()
-                .map(|t| t.name.to_string())
-                .filter(|n| !READ_TOOLS.contains(&n.as_str()))
-                .collect();
-            for tool in writes {
-                router.remove_route(&tool);
+            for tool in tools::TOOLS.iter().filter(|t| t.writes) {
+                router.remove_route(tool.name);
             }
+        }
+        // Every schema a plain JSON Schema object: clients that validate tool schemas
+        // (the official TypeScript SDK) refuse boolean subschemas such as `"affinity": true`.
+        for route in router.map.values_mut() {
+            schema::make_plain(&mut route.attr);
         }
         if ctx.ui_enabled
             && let Some(route) = router.map.get_mut("list_workspaces")
@@ -406,7 +450,7 @@ impl NoCrdServer {
     /// Why a known tool is not routed, as a tool error the agent can read (instead of a
     /// bare "tool not found").
     fn why_unavailable(&self, name: &str) -> Option<String> {
-        if self.ctx.read_only && !READ_TOOLS.contains(&name) && ALL_TOOLS.contains(&name) {
+        if self.ctx.read_only && tools::find(name).is_some_and(|t| t.writes) {
             return Some(format!(
                 "{name} changes the cluster and this server runs with --read-only (READ_ONLY=true)"
             ));
@@ -428,11 +472,7 @@ impl ServerHandler for NoCrdServer {
         if !self.tool_router.has_route(&request.name)
             && let Some(why) = self.why_unavailable(&request.name)
         {
-            return Ok(to_result(Err(outcome::ToolError {
-                code: 403,
-                message: why,
-            }))
-            .into());
+            return Ok(to_result(Err(ToolError::forbidden(why))).into());
         }
         let started = std::time::Instant::now();
         let name = request.name.clone();
@@ -497,31 +537,60 @@ impl ServerHandler for NoCrdServer {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn every_tool_is_routed() {
-        let router = NoCrdServer::new(crate::context::Context::new(
-            kube::Client::try_from(kube::Config::new(
-                "http://127.0.0.1:1"
-                    .parse()
-                    .unwrap_or_else(|e| panic!("{e}")),
-            ))
-            .unwrap_or_else(|e| panic!("{e}")),
-            "default".into(),
-            crate::config::Mode::Cluster,
-            None,
-            None,
+    fn offline_context() -> Context {
+        let client = kube::Client::try_from(kube::Config::new(
+            "http://127.0.0.1:1".parse().expect("url"),
         ))
-        .tool_router;
-        for name in [
-            "list_pods",
-            "list_templates",
-            "spawn_workspace",
-            "stop_workspace",
-            "list_workspaces",
-            "get_template",
-        ] {
-            assert!(router.get(name).is_some(), "{name}");
-            assert!(router.has_route(name), "{name} has a route");
+        .expect("client");
+        Context::new(client, "default".into(), crate::config::Mode::Cluster)
+    }
+
+    #[tokio::test]
+    async fn the_catalogue_and_the_routes_agree_and_schemas_are_plain() {
+        let router = NoCrdServer::new(offline_context()).tool_router;
+        let mut routed: Vec<String> = router
+            .list_all()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        let mut catalogue: Vec<String> = tools::names().map(str::to_string).collect();
+        routed.sort();
+        catalogue.sort();
+        assert_eq!(
+            routed, catalogue,
+            "every tool is in the catalogue, and only those"
+        );
+        for tool in router.list_all() {
+            assert!(
+                !schema::has_boolean_subschema(&tool.input_schema),
+                "{}: boolean subschema in the input schema",
+                tool.name
+            );
+            if let Some(out) = &tool.output_schema {
+                assert!(!schema::has_boolean_subschema(out), "{}", tool.name);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn read_only_keeps_exactly_the_read_tools() {
+        let mut ctx = offline_context();
+        ctx.read_only = true;
+        let server = NoCrdServer::new(ctx);
+        for tool in tools::TOOLS {
+            assert_eq!(
+                server.tool_router.has_route(tool.name),
+                !tool.writes,
+                "{}",
+                tool.name
+            );
+            if tool.writes {
+                assert!(
+                    server
+                        .why_unavailable(tool.name)
+                        .is_some_and(|w| w.contains("--read-only"))
+                );
+            }
         }
     }
 }

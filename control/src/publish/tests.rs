@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use shared::codec::{read_frame, write_frame};
+use shared::feed::{self, Follower, Step};
 use shared::ids::WorkspaceId;
 use shared::proto::{ToControl, ToGateway};
-use shared::route::{Route, RouteState};
+use shared::route::Route;
 use shared::table::{Change, RouteTable};
 use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
@@ -13,15 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Publisher;
 
 fn route(id: &str, uid: &str) -> Route {
-    Route {
-        workspace_id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
-        pod_uid: uid.into(),
-        namespace: "default".into(),
-        state: RouteState::Ready,
-        addr: Some(([127, 10, 0, 1], 3000).into()),
-        owner_sub: None,
-        port_is_default: false,
-    }
+    shared::testkit::route(id, uid, ([127, 10, 0, 1], 3000).into(), None)
 }
 
 struct Fixture {
@@ -48,31 +41,37 @@ async fn fixture() -> Fixture {
     }
 }
 
-/// A gateway that applies what it receives and acks when told to.
+/// A gateway that runs the protocol's follower on what it receives and acks when told to.
 struct FakeGateway {
     stream: UnixStream,
-    table: RouteTable,
+    follower: Follower,
 }
 
 impl FakeGateway {
     async fn connect(path: &std::path::Path, proto: u32) -> Self {
-        let mut stream = UnixStream::connect(path)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        write_frame(
-            &mut stream,
-            &ToControl::Hello {
+        Self::connect_having(path, proto, None).await
+    }
+
+    /// Connects saying it already serves `have` (a reconnect).
+    async fn connect_having(path: &std::path::Path, proto: u32, have: Option<RouteTable>) -> Self {
+        let mut stream = UnixStream::connect(path).await.expect("connect");
+        let follower = Follower::new(have);
+        let hello = match follower.hello("gw-test") {
+            ToControl::Hello {
+                gateway_id, have, ..
+            } => ToControl::Hello {
                 proto,
-                gateway_id: "gw-test".into(),
-                have: None,
+                gateway_id,
+                have,
             },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-        FakeGateway {
-            stream,
-            table: RouteTable::default(),
-        }
+            other => other,
+        };
+        write_frame(&mut stream, &hello).await.expect("hello");
+        FakeGateway { stream, follower }
+    }
+
+    fn table(&self) -> RouteTable {
+        self.follower.table().cloned().unwrap_or_default()
     }
 
     async fn next(&mut self) -> ToGateway {
@@ -83,7 +82,7 @@ impl FakeGateway {
             )
             .await
             .unwrap_or_else(|_| panic!("no frame within 5 s"))
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("a frame")
             .unwrap_or_else(|| panic!("control closed the channel"));
             if !matches!(msg, ToGateway::Ping { .. }) {
                 return msg;
@@ -91,54 +90,38 @@ impl FakeGateway {
         }
     }
 
-    /// Reads a whole snapshot into the local table.
+    /// Reads a whole snapshot into the follower.
     async fn snapshot(&mut self) {
-        let mut routes = Vec::new();
         loop {
-            match self.next().await {
-                ToGateway::Snapshot {
-                    epoch,
-                    version,
-                    last,
-                    routes: chunk,
-                    ..
-                } => {
-                    routes.extend(chunk);
-                    if last {
-                        self.table = RouteTable::from_routes(epoch, version, routes);
-                        return;
-                    }
-                }
-                other => panic!("expected a snapshot, got {other:?}"),
+            let msg = self.next().await;
+            assert!(
+                matches!(msg, ToGateway::Snapshot { .. }),
+                "expected a snapshot, got {msg:?}"
+            );
+            match self.follower.on_frame(msg) {
+                Step::Serve(_) => return,
+                Step::Nothing => continue,
+                other => panic!("{other:?}"),
             }
         }
     }
 
     async fn delta(&mut self) {
-        match self.next().await {
-            ToGateway::Delta {
-                epoch,
-                base_version,
-                version,
-                changes,
-            } => {
-                self.table
-                    .apply(epoch, base_version, version, &changes)
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-            other => panic!("expected a delta, got {other:?}"),
-        }
+        let msg = self.next().await;
+        assert!(
+            matches!(msg, ToGateway::Delta { .. }),
+            "expected a delta, got {msg:?}"
+        );
+        assert!(matches!(self.follower.on_frame(msg), Step::Serve(_)));
     }
 
     async fn ack(&mut self) {
-        let ack = ToControl::Ack {
-            epoch: self.table.epoch,
-            version: self.table.version,
-            table_hash: self.table.hash(),
-        };
-        write_frame(&mut self.stream, &ack)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ack = feed::ack(&self.table());
+        write_frame(&mut self.stream, &ack).await.expect("ack");
+    }
+
+    async fn send(&mut self, msg: &ToControl) {
+        write_frame(&mut self.stream, msg).await.expect("send");
     }
 }
 
@@ -150,10 +133,8 @@ async fn a_gateway_gets_a_snapshot_then_deltas_and_its_acks_release_waiters() {
     }]);
     let mut gw = FakeGateway::connect(&f.path, 1).await;
     gw.snapshot().await;
-    assert_eq!(
-        (gw.table.epoch, gw.table.version, gw.table.len()),
-        (42, 1, 1)
-    );
+    let table = gw.table();
+    assert_eq!((table.epoch(), table.version(), table.len()), (42, 1, 1));
     gw.ack().await;
 
     let v = f.publisher.update(vec![Change::Upsert {
@@ -167,7 +148,7 @@ async fn a_gateway_gets_a_snapshot_then_deltas_and_its_acks_release_waiters() {
         "not acked yet"
     );
     gw.delta().await;
-    assert_eq!(gw.table.len(), 2);
+    assert_eq!(gw.table().len(), 2);
     gw.ack().await;
     f.publisher
         .wait_applied(v, Duration::from_secs(5))
@@ -176,7 +157,7 @@ async fn a_gateway_gets_a_snapshot_then_deltas_and_its_acks_release_waiters() {
     let status = f.publisher.gateways();
     assert_eq!(status.len(), 1);
     assert!(status[0].in_sync, "the gateway's hash matches control's");
-    assert_eq!(gw.table, f.publisher.table());
+    assert_eq!(gw.table(), f.publisher.table());
     f.shutdown.cancel();
 }
 
@@ -207,8 +188,8 @@ async fn stale_removals_are_fenced_and_replace_all_sends_only_the_difference() {
         .publisher
         .replace_all([route("a", "new"), route("c", "3")]);
     gw.delta().await;
-    assert_eq!(gw.table.version, v);
-    assert_eq!(gw.table, f.publisher.table());
+    assert_eq!(gw.table().version(), v);
+    assert_eq!(gw.table(), f.publisher.table());
     assert_eq!(
         f.publisher
             .replace_all([route("a", "new"), route("c", "3")]),
@@ -244,16 +225,12 @@ async fn a_resync_request_gets_a_fresh_snapshot_and_no_gateway_means_nothing_to_
         .unwrap_or_else(|e| panic!("{e}"));
     let mut gw = FakeGateway::connect(&f.path, 1).await;
     gw.snapshot().await;
-    write_frame(
-        &mut gw.stream,
-        &ToControl::Resync {
-            reason: "test".into(),
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    gw.send(&ToControl::Resync {
+        reason: "test".into(),
+    })
+    .await;
     gw.snapshot().await;
-    assert_eq!(gw.table.len(), 1);
+    assert_eq!(gw.table().len(), 1);
     drop(gw);
     // The disconnected gateway no longer holds waiters back.
     let v = f.publisher.update(vec![Change::Upsert {
@@ -284,4 +261,57 @@ async fn the_socket_is_private() {
     // Binding again over a stale socket file works (a restarted control).
     drop(Publisher::bind(&f.path).unwrap_or_else(|e| panic!("{e}")));
     f.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_reconnecting_gateway_gets_deltas_not_a_snapshot() {
+    let f = fixture().await;
+    f.publisher.update(vec![Change::Upsert {
+        route: route("a", "1"),
+    }]);
+    let mut gw = FakeGateway::connect(&f.path, 1).await;
+    gw.snapshot().await;
+    let had = gw.table();
+    drop(gw);
+    f.publisher.update(vec![Change::Upsert {
+        route: route("b", "2"),
+    }]);
+    let mut again = FakeGateway::connect_having(&f.path, 1, Some(had)).await;
+    again.delta().await;
+    assert_eq!(again.table(), f.publisher.table());
+}
+
+#[tokio::test]
+async fn a_drifted_gateway_gets_a_snapshot_and_unknown_messages_a_nack() {
+    let f = fixture().await;
+    f.publisher.update(vec![Change::Upsert {
+        route: route("a", "1"),
+    }]);
+    let mut gw = FakeGateway::connect(&f.path, 1).await;
+    gw.snapshot().await;
+    let t = gw.table();
+    // An ack whose hash is not control's at that version: control sends the table again.
+    gw.send(&ToControl::Ack {
+        epoch: t.epoch(),
+        version: t.version(),
+        table_hash: t.hash() ^ 1,
+    })
+    .await;
+    gw.snapshot().await;
+    // A message type from a newer gateway: a Nack, and the session goes on.
+    write_frame(
+        &mut gw.stream,
+        &serde_json::json!({"type": "from_the_future"}),
+    )
+    .await
+    .expect("send");
+    match gw.next().await {
+        ToGateway::Nack { reason } => assert!(reason.contains("unknown message type"), "{reason}"),
+        other => panic!("expected a nack, got {other:?}"),
+    }
+    f.publisher.update(vec![Change::Upsert {
+        route: route("b", "2"),
+    }]);
+    gw.delta().await;
+    assert_eq!(gw.table(), f.publisher.table());
 }

@@ -2,94 +2,24 @@
 //! workspace tools act for the token's identity only (the `jwtPayload` argument is
 //! ignored); a user sees, stops and reuses only their own workspaces.
 
-use std::time::Duration;
-
-use control::config::Args;
-use control::run::Control;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
-use loadtest::sim::{Sim, SimConfig};
-use rmcp::ServiceExt;
-use rmcp::service::RunningService;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
 
-mod common;
-use common::{call, text};
+use crate::harness::{call, client, raw, start, structured, text, with_hs256};
 
 const SECRET: &str = "control-auth-test-secret-0123456789abcdef";
 
 fn token(sub: &str, ttl: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    shared::auth::mint::hs256(SECRET.as_bytes(), &json!({"sub": sub, "exp": now + ttl}))
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn client(url: &str, token: &str) -> RunningService<rmcp::RoleClient, ()> {
-    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
-    config.auth_header = Some(token.to_string());
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A raw HTTP exchange (status line + headers + body).
-async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
-        .await
-        .unwrap_or_else(|_| panic!("no answer"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    out
-}
-
-fn structured(r: &rmcp::model::CallToolResult) -> Value {
-    r.structured_content.clone().unwrap_or_default()
+    crate::harness::token(SECRET, sub, ttl)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_act_only_on_their_own_workspaces() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = Sim::start(SimConfig::for_tests())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir
-        .path()
-        .join("control.sock")
-        .to_string_lossy()
-        .to_string();
-    let args = <Args as clap::Parser>::try_parse_from([
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--namespace",
-        "default",
-        "--gateway-socket",
-        &socket,
-        "--auth-enabled",
-        "--jwt-secret",
-        SECRET,
-    ])
-    .unwrap_or_else(|e| panic!("{e}"));
-    let control = Control::start(&args, kube.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = control.http_addr.unwrap_or_else(|| panic!("http"));
+    let h = start(|c| with_hs256(c, SECRET)).await;
+    let kube = h.kube().await;
+    let addr = h.control.http_addr.expect("http");
     let url = format!("http://{addr}/mcp");
 
     // No token, or a bad one: 401 with the challenge, before any MCP processing.
@@ -235,6 +165,5 @@ async fn users_act_only_on_their_own_workspaces() {
 
     let _ = alice.cancel().await;
     let _ = bob.cancel().await;
-    control.stop().await;
-    sim.shutdown().await;
+    h.stop().await;
 }

@@ -1,17 +1,60 @@
-//! Helpers shared by the control plane's integration tests.
+//! What every control integration test shares: start-up (through `control::testkit`),
+//! MCP clients, tool calls and raw HTTP.
 
 use std::time::Duration;
 
+use control::config::ControlConfig;
+use control::testkit::Harness;
+use kube_sim::SimConfig;
+use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
-use serde_json::Value;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub type Client = RunningService<rmcp::RoleClient, ()>;
+
+/// kube-sim (test defaults) + control, changed by `configure`.
+pub async fn start(configure: impl FnOnce(&mut ControlConfig)) -> Harness {
+    control::testkit::start(SimConfig::for_tests(), configure).await
+}
+
+/// Auth on with this HS256 secret.
+pub fn with_hs256(config: &mut ControlConfig, secret: &str) {
+    config.auth = shared::auth::AuthArgs::hs256(secret)
+        .build()
+        .expect("a valid secret");
+}
+
+/// A token for `sub`, expiring in `ttl` seconds (negative: already expired).
+pub fn token(secret: &str, sub: &str, ttl: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    shared::auth::mint::hs256(secret.as_bytes(), &json!({"sub": sub, "exp": now + ttl}))
+        .expect("a token")
+}
+
+/// An MCP client over streamable HTTP, without credentials.
+pub async fn plain_client(url: &str) -> Client {
+    ().serve(StreamableHttpClientTransport::from_uri(url.to_string()))
+        .await
+        .expect("an MCP session")
+}
+
+/// An MCP client over streamable HTTP sending `Authorization: Bearer <token>`.
+pub async fn client(url: &str, token: &str) -> Client {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
+    config.auth_header = Some(token.to_string());
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("an MCP session")
+}
 
 /// Calls a tool (bounded in time), panicking on protocol errors.
-pub async fn call(
-    client: &RunningService<rmcp::RoleClient, ()>,
-    tool: &str,
-    arguments: Value,
-) -> CallToolResult {
+pub async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
     let Value::Object(map) = arguments else {
         panic!("arguments must be an object")
     };
@@ -25,7 +68,6 @@ pub async fn call(
 }
 
 /// The text content of a result.
-#[allow(dead_code)] // not every test binary reads text
 pub fn text(r: &CallToolResult) -> String {
     r.content
         .iter()
@@ -34,40 +76,22 @@ pub fn text(r: &CallToolResult) -> String {
         .join("\n")
 }
 
-/// `nocrd9` (HTTP on an ephemeral loopback port, namespace `default`, `extra` flags) on a
-/// fresh simulated cluster built from `config`. The temp dir holds the route socket.
-#[allow(dead_code)] // not every test binary starts its own control plane
-pub async fn start_control(
-    config: loadtest::sim::SimConfig,
-    extra: &[&str],
-) -> (loadtest::sim::Sim, control::run::Control, tempfile::TempDir) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = loadtest::sim::Sim::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir
-        .path()
-        .join("control.sock")
-        .to_string_lossy()
-        .to_string();
-    let mut argv = vec![
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--namespace",
-        "default",
-        "--gateway-socket",
-        &socket,
-    ];
-    argv.extend_from_slice(extra);
-    let args = <control::config::Args as clap::Parser>::try_parse_from(argv)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let control = control::run::Control::start(&args, kube)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    (sim, control, dir)
+/// The structured content of a result (`null` when absent).
+pub fn structured(r: &CallToolResult) -> Value {
+    r.structured_content.clone().unwrap_or_default()
+}
+
+/// A raw HTTP/1.1 exchange on a fresh connection: the whole answer, head and body.
+pub async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    // What arrived within 10 s: an answer that never ends fails the test's own checks.
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await;
+    out
+}
+
+/// A `GET` with `Connection: close` and any extra header lines (each ending in `\r\n`).
+pub fn get(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n")
 }

@@ -3,53 +3,27 @@
 //! list, the Host allow-list, and HTTPS with h2 (checked with curl).
 
 use std::process::Command;
+use std::sync::Arc;
 
-use control::run::Control;
-use loadtest::sim::{Sim, SimConfig};
-use rmcp::ServiceExt;
-use rmcp::transport::StreamableHttpClientTransport;
+use control::config::{Cors, normalize_base_url};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod common;
-use common::call;
-
-async fn start(extra: &[&str]) -> (Sim, Control, tempfile::TempDir) {
-    common::start_control(SimConfig::for_tests(), extra).await
-}
-
-async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut out = String::new();
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        s.read_to_string(&mut out),
-    )
-    .await;
-    out
-}
-
-fn get(path: &str, extra: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n")
-}
+use crate::harness::{call, get, plain_client, raw, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_url_metrics_cors_and_hosts() {
-    let (sim, control, _dir) = start(&[
-        "--base-url",
-        "/nocrd9/",
-        "--cors-origin",
-        "https://ui.example",
-        "--allowed-hosts",
-        "127.0.0.1,mcp.example",
-    ])
+    let h = start(|c| {
+        c.http.base_url = normalize_base_url("/nocrd9/").expect("a base URL");
+        c.http.cors = Cors::parse(
+            "https://ui.example",
+            "GET, POST, DELETE, OPTIONS",
+            "Content-Type, Authorization, mcp-protocol-version, mcp-session-id, last-event-id",
+        )
+        .expect("CORS");
+        c.http.allowed_hosts = Some(vec!["127.0.0.1".into(), "mcp.example".into()]);
+    })
     .await;
-    let addr = control.http_addr.unwrap_or_else(|| panic!("http"));
+    let addr = h.control.http_addr.expect("http");
     assert!(
         raw(addr, &get("/nocrd9/healthz", ""))
             .await
@@ -72,19 +46,14 @@ async fn base_url_metrics_cors_and_hosts() {
         "{doc}"
     );
 
-    let client = ()
-        .serve(StreamableHttpClientTransport::from_uri(format!(
-            "http://{addr}/nocrd9/mcp"
-        )))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = plain_client(&format!("http://{addr}/nocrd9/mcp")).await;
     call(&client, "current_namespace", json!({})).await;
     call(&client, "list_pods", json!({"limit": 0})).await;
     let _ = client.cancel().await;
     let metrics = raw(addr, &get("/nocrd9/metrics", "")).await;
     for line in [
-        "nocrd9_tool_calls_total{tool=\"current_namespace\",outcome=\"ok\"} 1",
-        "nocrd9_tool_calls_total{tool=\"list_pods\",outcome=\"tool_error\"} 1",
+        "nocrd9_tool_calls_total{outcome=\"ok\",tool=\"current_namespace\"} 1",
+        "nocrd9_tool_calls_total{outcome=\"tool_error\",tool=\"list_pods\"} 1",
         "nocrd9_gateways_connected 0",
     ] {
         assert!(metrics.contains(line), "{line}\n{metrics}");
@@ -121,8 +90,7 @@ async fn base_url_metrics_cors_and_hosts() {
     assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
     let refused = raw(addr, &post("rebound.attacker.example")).await;
     assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
-    control.stop().await;
-    sim.shutdown().await;
+    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,8 +105,9 @@ async fn https_with_h2() {
         cert_path.to_string_lossy().to_string(),
         key_path.to_string_lossy().to_string(),
     );
-    let (sim, control, _dir) = start(&["--tls-cert", &c, "--tls-key", &k]).await;
-    let port = control.http_addr.unwrap_or_else(|| panic!("http")).port();
+    let tls = control::tls::server_config(c.as_ref(), k.as_ref()).expect("TLS files");
+    let h = start(|config| config.tls = Some(Arc::new(tls))).await;
+    let port = h.control.http_addr.expect("http").port();
     let url = format!("https://127.0.0.1:{port}/healthz");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("curl")
@@ -156,20 +125,15 @@ async fn https_with_h2() {
     );
     assert!(text.contains("{\"status\":\"ok\"}"), "{text}");
     // Plain HTTP on the TLS port is not served.
-    let plain = raw(
-        control.http_addr.unwrap_or_else(|| panic!("http")),
-        &get("/healthz", ""),
-    )
-    .await;
+    let plain = raw(h.control.http_addr.expect("http"), &get("/healthz", "")).await;
     assert!(!plain.contains("200 OK"), "{plain}");
-    control.stop().await;
-    sim.shutdown().await;
+    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_is_served_under_the_base_url_and_as_a_resource() {
-    let (sim, control, _dir) = start(&["--base-url", "/nocrd9"]).await;
-    let addr = control.http_addr.unwrap_or_else(|| panic!("http"));
+    let h = start(|c| c.http.base_url = "/nocrd9".into()).await;
+    let addr = h.control.http_addr.expect("http");
     for path in ["/nocrd9", "/nocrd9/", "/nocrd9/ui", "/nocrd9/ui/"] {
         let page = raw(addr, &get(path, "")).await;
         assert!(page.starts_with("HTTP/1.1 200"), "{path}: {page}");
@@ -207,12 +171,7 @@ async fn the_ui_is_served_under_the_base_url_and_as_a_resource() {
         "the UI lives under the prefix"
     );
 
-    let client = ()
-        .serve(StreamableHttpClientTransport::from_uri(format!(
-            "http://{addr}/nocrd9/mcp"
-        )))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = plain_client(&format!("http://{addr}/nocrd9/mcp")).await;
     let listed = client
         .list_resources(None)
         .await
@@ -255,14 +214,13 @@ async fn the_ui_is_served_under_the_base_url_and_as_a_resource() {
     );
     assert_eq!(meta("spawn_workspace"), None, "only list_workspaces does");
     let _ = client.cancel().await;
-    control.stop().await;
-    sim.shutdown().await;
+    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_enabled_false_serves_neither_page_nor_resource() {
-    let (sim, control, _dir) = start(&["--ui-enabled", "false"]).await;
-    let addr = control.http_addr.unwrap_or_else(|| panic!("http"));
+    let h = start(|c| c.http.ui_enabled = false).await;
+    let addr = h.control.http_addr.expect("http");
     for path in ["/", "/ui", "/ui/app.js"] {
         let page = raw(addr, &get(path, "")).await;
         assert!(
@@ -270,12 +228,7 @@ async fn ui_enabled_false_serves_neither_page_nor_resource() {
             "{path}: {page}"
         );
     }
-    let client = ()
-        .serve(StreamableHttpClientTransport::from_uri(format!(
-            "http://{addr}/mcp"
-        )))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = plain_client(&format!("http://{addr}/mcp")).await;
     let listed = client
         .list_resources(None)
         .await
@@ -301,6 +254,5 @@ async fn ui_enabled_false_serves_neither_page_nor_resource() {
         .unwrap_or_else(|| panic!("reading a disabled UI succeeded"));
     assert!(err.to_string().contains("UI_ENABLED=false"), "{err}");
     let _ = client.cancel().await;
-    control.stop().await;
-    sim.shutdown().await;
+    h.stop().await;
 }

@@ -6,9 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use control::config::Args;
-use control::run::Control;
-use loadtest::sim::{Sim, SimConfig};
+use crate::harness::{start, with_hs256};
 
 const SECRET: &str = "interop-test-secret-interop-test-secret";
 
@@ -28,40 +26,10 @@ fn python() -> PathBuf {
 async fn the_python_sdk_runs_the_lifecycle_over_http_and_stdio() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let python = python();
-    let sim = Sim::start(SimConfig::for_tests())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let kubeconfig = dir.path().join("kubeconfig.yaml");
-    std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir
-        .path()
-        .join("control.sock")
-        .to_string_lossy()
-        .to_string();
-    let args = <Args as clap::Parser>::try_parse_from([
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--namespace",
-        "default",
-        "--gateway-socket",
-        &socket,
-        "--auth-enabled",
-        "--jwt-secret",
-        SECRET,
-    ])
-    .unwrap_or_else(|e| panic!("{e}"));
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let control = Control::start(&args, kube)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let url = format!(
-        "http://{}/mcp",
-        control.http_addr.unwrap_or_else(|| panic!("http"))
-    );
+    let h = start(|c| with_hs256(c, SECRET)).await;
+    let kubeconfig = h.dir.path().join("kubeconfig.yaml");
+    std::fs::write(&kubeconfig, h.sim.kubeconfig()).unwrap_or_else(|e| panic!("{e}"));
+    let url = h.mcp_url();
     let token = shared::auth::mint::hs256(
         SECRET.as_bytes(),
         &shared::auth::mint::claims_for("interop-user", 600),
@@ -75,7 +43,7 @@ async fn the_python_sdk_runs_the_lifecycle_over_http_and_stdio() {
         .env("NOCRD9_TOKEN", &token)
         .env("NOCRD9_BIN", env!("CARGO_BIN_EXE_nocrd9"))
         .env("KUBECONFIG", &kubeconfig)
-        .env("NOCRD9_TMP", dir.path())
+        .env("NOCRD9_TMP", h.dir.path())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(100), run)
@@ -89,6 +57,5 @@ async fn the_python_sdk_runs_the_lifecycle_over_http_and_stdio() {
     );
     assert!(out.status.success(), "{report}");
     assert!(report.contains("Ran 4 tests"), "{report}");
-    control.stop().await;
-    sim.shutdown().await;
+    h.stop().await;
 }

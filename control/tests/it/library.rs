@@ -1,6 +1,6 @@
 //! The library example runs as documented (its `run` is the example program itself).
 
-#[path = "../examples/library.rs"]
+#[path = "../../examples/library.rs"]
 mod example;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,69 +4,22 @@
 
 use std::time::Duration;
 
-use control::config::Args;
+use control::config::{ControlConfig, Mode};
 use control::run::Control;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
-use loadtest::sim::{Sim, SimConfig};
+use kube_sim::{Sim, SimConfig};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
-use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::json;
 
-mod common;
-use common::{call, text};
-
-fn args(socket: &std::path::Path, extra: &[&str]) -> Args {
-    use clap::Parser;
-    let mut argv = vec![
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--gateway-socket",
-    ];
-    let socket = socket.to_string_lossy().to_string();
-    argv.push(&socket);
-    if !extra.contains(&"--namespace") {
-        argv.extend_from_slice(&["--namespace", "default"]);
-    }
-    argv.extend_from_slice(extra);
-    Args::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"))
-}
-
-struct Setup {
-    sim: Sim,
-    control: Control,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup(extra: &[&str]) -> Setup {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = Sim::start(SimConfig::for_tests())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let client = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let control = Control::start(&args(&dir.path().join("control.sock"), extra), client)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    Setup {
-        sim,
-        control,
-        _dir: dir,
-    }
-}
+use crate::harness::{call, plain_client, start, text};
 
 #[tokio::test]
 async fn pod_tools_over_streamable_http() {
-    let s = setup(&[]).await;
-    let pods: Api<Pod> = Api::namespaced(
-        s.sim.client().await.unwrap_or_else(|e| panic!("{e}")),
-        "default",
-    );
+    let s = start(|_| {}).await;
+    let pods: Api<Pod> = Api::namespaced(s.kube().await, "default");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "agent-box", "labels": {"app": "demo"}},
         "spec": {"containers": [{"name": "agent", "image": "local", "command": ["sh", "-c", "echo hello from the agent; sleep 30"]}]}
@@ -76,14 +29,8 @@ async fn pod_tools_over_streamable_http() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let url = format!(
-        "http://{}/mcp",
-        s.control.http_addr.unwrap_or_else(|| panic!("http"))
-    );
-    let client =
-        ().serve(StreamableHttpClientTransport::from_uri(url))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("http://{}/mcp", s.control.http_addr.expect("http"));
+    let client = plain_client(&url).await;
     let tools = client
         .list_all_tools()
         .await
@@ -289,14 +236,17 @@ async fn pod_tools_over_streamable_http() {
     .await;
     assert_eq!(text(&r), "Deleted pod agent-box from namespace default");
     let _ = client.cancel().await;
-    s.control.stop().await;
-    s.sim.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test]
 async fn namespaced_mode_pins_every_tool_and_readyz_follows_the_first_list() {
-    let s = setup(&["--mode", "namespaced", "--namespace", "kube-system"]).await;
-    let addr = s.control.http_addr.unwrap_or_else(|| panic!("http"));
+    let s = start(|c| {
+        c.mode = Mode::Namespaced;
+        c.namespace = "kube-system".into();
+    })
+    .await;
+    let addr = s.control.http_addr.expect("http");
     tokio::time::timeout(
         Duration::from_secs(10),
         s.control.synced.clone().wait_for(|v| *v),
@@ -319,12 +269,7 @@ async fn namespaced_mode_pins_every_tool_and_readyz_follows_the_first_list() {
         out
     };
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
-    let client = ()
-        .serve(StreamableHttpClientTransport::from_uri(format!(
-            "http://{addr}/mcp"
-        )))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = plain_client(&format!("http://{addr}/mcp")).await;
     let r = call(&client, "list_namespaces", json!({})).await;
     assert_eq!(
         r.structured_content,
@@ -337,8 +282,7 @@ async fn namespaced_mode_pins_every_tool_and_readyz_follows_the_first_list() {
         "the namespace argument is ignored in namespaced mode"
     );
     let _ = client.cancel().await;
-    s.control.stop().await;
-    s.sim.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test]
@@ -448,19 +392,18 @@ async fn tools_the_identity_cannot_use_are_not_registered() {
     let sim = Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    for (extra, expect_gated) in [(vec![], true), (vec!["--disable-permission-checks"], false)] {
-        let socket = dir.path().join(format!("c{}.sock", extra.len()));
-        let control = Control::start(&args(&socket, &extra), kube.clone())
+    for expect_gated in [true, false] {
+        let socket = dir.path().join(format!("c{expect_gated}.sock"));
+        let mut config = ControlConfig::local("default", socket);
+        config.permission_checks = expect_gated;
+        let control = Control::start(&config, kube.clone())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let url = format!(
             "http://{}/mcp",
             control.http_addr.unwrap_or_else(|| panic!("http"))
         );
-        let client =
-            ().serve(StreamableHttpClientTransport::from_uri(url))
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+        let client = plain_client(&url).await;
         let names: Vec<String> = client
             .list_all_tools()
             .await

@@ -8,11 +8,12 @@ use control::publish::Publisher;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use loadtest::sim::{Sim, SimConfig};
+use kube_sim::{Sim, SimConfig};
 use serde_json::json;
 use shared::codec::{read_frame, write_frame};
+use shared::feed::{self, Follower, Step};
 use shared::ids::WorkspaceId;
-use shared::proto::{ToControl, ToGateway};
+use shared::proto::ToGateway;
 use shared::route::RouteState;
 use shared::table::RouteTable;
 use tokio::net::UnixStream;
@@ -30,56 +31,27 @@ fn workspace_pod(name: &str, id: &str) -> Pod {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Reads frames into `table` until `check` holds (acking each version), within 20 s.
+/// Feeds frames to the protocol's follower (acking each table it serves) until `check`
+/// holds for the table, within 20 s.
 async fn until(
     stream: &mut UnixStream,
-    table: &mut RouteTable,
+    follower: &mut Follower,
     what: &str,
     check: impl Fn(&RouteTable) -> bool,
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut snapshot = Vec::new();
-    while !check(table) {
+    while !follower.table().is_some_and(&check) {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let frame = tokio::time::timeout(left, read_frame::<_, ToGateway>(stream)).await;
         let msg = frame
             .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("closed"));
-        match msg {
-            ToGateway::Snapshot {
-                epoch,
-                version,
-                last,
-                routes,
-                ..
-            } => {
-                snapshot.extend(routes);
-                if !last {
-                    continue;
-                }
-                *table = RouteTable::from_routes(epoch, version, std::mem::take(&mut snapshot));
-            }
-            ToGateway::Delta {
-                epoch,
-                base_version,
-                version,
-                changes,
-            } => {
-                table
-                    .apply(epoch, base_version, version, &changes)
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-            _ => continue,
+            .expect("a frame")
+            .expect("the channel stays open");
+        match follower.on_frame(msg) {
+            Step::Serve(table) => write_frame(stream, &feed::ack(&table)).await.expect("ack"),
+            Step::Reply(reply) => write_frame(stream, &reply).await.expect("reply"),
+            other => panic!("unexpected {other:?}"),
         }
-        let ack = ToControl::Ack {
-            epoch: table.epoch,
-            version: table.version,
-            table_hash: table.hash(),
-        };
-        write_frame(stream, &ack)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -117,18 +89,14 @@ async fn workspace_pods_become_routes_at_a_connected_gateway() {
     let mut gw = UnixStream::connect(&socket)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    write_frame(
-        &mut gw,
-        &ToControl::Hello {
-            proto: 1,
-            gateway_id: "gw-it".into(),
-            have: None,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut table = RouteTable::default();
-    until(&mut gw, &mut table, "the first snapshot", |t| t.epoch == 7).await;
+    let mut follower = Follower::new(None);
+    write_frame(&mut gw, &follower.hello("gw-it"))
+        .await
+        .expect("hello");
+    until(&mut gw, &mut follower, "the first snapshot", |t| {
+        t.epoch() == 7
+    })
+    .await;
 
     pods.create(
         &PostParams::default(),
@@ -143,10 +111,11 @@ async fn workspace_pods_become_routes_at_a_connected_gateway() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let id = WorkspaceId::parse("demo").unwrap_or_else(|e| panic!("{e}"));
-    until(&mut gw, &mut table, "the Ready route", |t| {
+    until(&mut gw, &mut follower, "the Ready route", |t| {
         t.get(&id).is_some_and(|r| r.state == RouteState::Ready)
     })
     .await;
+    let table = follower.table().cloned().expect("a table");
     let route = table.get(&id).cloned().unwrap_or_else(|| panic!("route"));
     let pod = pods
         .get("ws-alice-demo")
@@ -162,18 +131,18 @@ async fn workspace_pods_become_routes_at_a_connected_gateway() {
     assert_eq!(table.len(), 1);
     // The gateway acked the version that made it Ready.
     publisher
-        .wait_applied(table.version, Duration::from_secs(5))
+        .wait_applied(table.version(), Duration::from_secs(5))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
     pods.delete("ws-alice-demo", &DeleteParams::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    until(&mut gw, &mut table, "the route's removal", |t| {
+    until(&mut gw, &mut follower, "the route's removal", |t| {
         t.get(&id).is_none()
     })
     .await;
-    assert_eq!(table, publisher.table());
+    assert_eq!(follower.table(), Some(&publisher.table()));
     shutdown.cancel();
     sim.shutdown().await;
 }

@@ -5,54 +5,25 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use control::run::Control;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
-use loadtest::sim::{Sim, SimConfig};
+use kube_sim::SimConfig;
 use rmcp::model::{
     CallToolRequestParams, NumberOrString, ProgressNotificationParam, ProgressToken,
     RequestMetaObject,
 };
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::NotificationContext;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
 
-mod common;
-use common::{call, text};
-
-struct Setup {
-    sim: Sim,
-    control: Control,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup(extra: &[&str]) -> Setup {
-    let (sim, control, dir) = common::start_control(SimConfig::for_tests(), extra).await;
-    let url = format!(
-        "http://{}/mcp",
-        control.http_addr.unwrap_or_else(|| panic!("http"))
-    );
-    Setup {
-        sim,
-        control,
-        url,
-        _dir: dir,
-    }
-}
-
-async fn plain_client(url: &str) -> RunningService<RoleClient, ()> {
-    ().serve(StreamableHttpClientTransport::from_uri(url.to_string()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
+use crate::harness::{call, plain_client, start, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templates_are_resources() {
-    let s = setup(&[]).await;
-    let kube = s.sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let s = start(|_| {}).await;
+    let kube = s.kube().await;
     let cms: Api<ConfigMap> = Api::namespaced(kube, "default");
     cms.create(&PostParams::default(), &control::dev::demo_template())
         .await
@@ -64,7 +35,7 @@ async fn templates_are_resources() {
     cms.create(&PostParams::default(), &plain)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let client = plain_client(&s.url).await;
+    let client = plain_client(&s.mcp_url()).await;
 
     let templates = client
         .list_all_resource_templates()
@@ -116,8 +87,7 @@ async fn templates_are_resources() {
         assert!(!err.to_string().is_empty(), "{uri}");
     }
     let _ = client.cancel().await;
-    s.control.stop().await;
-    s.sim.shutdown().await;
+    s.stop().await;
 }
 
 /// A registry speaking the distribution API: two catalog pages, one repository whose
@@ -167,8 +137,12 @@ async fn registry() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_images_read_only_and_disabled_tools() {
     let reg = registry().await;
-    let s = setup(&["--registry-url", &reg, "--read-only"]).await;
-    let client = plain_client(&s.url).await;
+    let s = start(|c| {
+        c.registry_url = Some(reg.clone());
+        c.read_only = true;
+    })
+    .await;
+    let client = plain_client(&s.mcp_url()).await;
     let host = reg.trim_start_matches("http://");
 
     let r = call(&client, "list_registry_images", json!({})).await;
@@ -219,7 +193,7 @@ async fn registry_images_read_only_and_disabled_tools() {
         .collect();
     for t in &tools {
         assert!(
-            control::mcp::READ_TOOLS.contains(&t.as_str()),
+            control::tools::find(t).is_some_and(|tool| !tool.writes),
             "{t} is listed in read-only mode"
         );
     }
@@ -233,14 +207,13 @@ async fn registry_images_read_only_and_disabled_tools() {
     assert_eq!(r.is_error, Some(true));
     assert!(text(&r).contains("--read-only"), "{}", text(&r));
     let _ = client.cancel().await;
-    s.control.stop().await;
-    s.sim.shutdown().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_registry_configured_is_an_answer_not_an_error() {
-    let s = setup(&[]).await;
-    let client = plain_client(&s.url).await;
+    let s = start(|_| {}).await;
+    let client = plain_client(&s.mcp_url()).await;
     let r = call(&client, "list_registry_images", json!({})).await;
     assert_ne!(r.is_error, Some(true));
     assert!(
@@ -249,8 +222,7 @@ async fn no_registry_configured_is_an_answer_not_an_error() {
         text(&r)
     );
     let _ = client.cancel().await;
-    s.control.stop().await;
-    s.sim.shutdown().await;
+    s.stop().await;
 }
 
 #[derive(Clone, Default)]
@@ -271,13 +243,13 @@ impl rmcp::ClientHandler for ProgressRecorder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawn_reports_progress_until_routable() {
-    let s = setup(&[]).await;
+    let s = start(|_| {}).await;
     let recorder = ProgressRecorder::default();
     let client = recorder
         .clone()
-        .serve(StreamableHttpClientTransport::from_uri(s.url.clone()))
+        .serve(StreamableHttpClientTransport::from_uri(s.mcp_url()))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("an MCP session");
     let mut req = CallToolRequestParams::new("spawn_workspace").with_arguments(
         json!({"id": "p1", "spec": {"containers": [{"name": "w", "image": "python:3"}]}})
             .as_object()
@@ -320,8 +292,7 @@ async fn a_spawn_reports_progress_until_routable() {
         "{seen:?}"
     );
     let _ = client.cancel().await;
-    s.control.stop().await;
-    s.sim.shutdown().await;
+    s.stop().await;
 }
 
 /// A spawn that times out says why, from the pod: here the cluster has no pod address
@@ -331,11 +302,8 @@ async fn a_spawn_timeout_names_the_pods_reason() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = SimConfig::for_tests();
     config.pod_cidr.prefix = 30;
-    let (sim, control, _dir) = common::start_control(config, &[]).await;
-    let url = format!(
-        "http://{}/mcp",
-        control.http_addr.unwrap_or_else(|| panic!("http"))
-    );
+    let h = control::testkit::start(config, |_| {}).await;
+    let url = h.mcp_url();
     let client = plain_client(&url).await;
     let spec = json!({"containers": [{"name": "app", "image": "node:20-alpine"}]});
     for id in ["fits-1", "fits-2"] {
@@ -355,6 +323,5 @@ async fn a_spawn_timeout_names_the_pods_reason() {
         "{t}"
     );
     let _ = client.cancel().await;
-    control.stop().await;
-    sim.shutdown().await;
+    h.stop().await;
 }

@@ -88,6 +88,9 @@ async fn the_ui_runs_the_workspace_lifecycle_in_a_browser() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+    // Emptied first, so the screenshot checks below see only this run's pictures.
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).expect("the screenshot folder");
 
     let run = tokio::process::Command::new("node")
         .arg(dir.join("browser.mjs"))

@@ -4,20 +4,14 @@
 
 use std::time::Duration;
 
-use control::config::Args;
-use control::run::Control;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use loadtest::sim::{Sim, SimConfig};
-use rmcp::ServiceExt;
-use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::json;
-
-mod common;
-use common::{call, text};
 use shared::ids::WorkspaceId;
 use shared::route::RouteState;
+
+use crate::harness::{call, plain_client, start, text};
 
 fn node_template(name: &str) -> ConfigMap {
     let mut cm = control::dev::demo_template();
@@ -27,11 +21,8 @@ fn node_template(name: &str) -> ConfigMap {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = Sim::start(SimConfig::for_tests())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
+    let h = start(|c| c.gateway_url = Some("http://gw.test:8080".into())).await;
+    let kube = h.kube().await;
     let cms: Api<ConfigMap> = Api::namespaced(kube.clone(), "default");
     cms.create(
         &PostParams::default(),
@@ -45,37 +36,8 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir
-        .path()
-        .join("control.sock")
-        .to_string_lossy()
-        .to_string();
-    let args = <Args as clap::Parser>::try_parse_from([
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--namespace",
-        "default",
-        "--gateway-socket",
-        &socket,
-        "--gateway-url",
-        "http://gw.test:8080",
-    ])
-    .unwrap_or_else(|e| panic!("{e}"));
-    let control = Control::start(&args, kube.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let url = format!(
-        "http://{}/mcp",
-        control.http_addr.unwrap_or_else(|| panic!("http"))
-    );
-    let client =
-        ().serve(StreamableHttpClientTransport::from_uri(url))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let url = h.mcp_url();
+    let client = plain_client(&url).await;
 
     let tools: Vec<String> = client
         .list_all_tools()
@@ -271,7 +233,8 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
             .is_some(),
         "the IAM service account exists"
     );
-    let route = control
+    let route = h
+        .control
         .publisher
         .table()
         .get(&WorkspaceId::parse("demo").unwrap_or_else(|e| panic!("{e}")))
@@ -324,7 +287,8 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
     })
     .await
     .unwrap_or_else(|_| panic!("pod removed"));
-    let logs_gone = control
+    let logs_gone = h
+        .control
         .publisher
         .table()
         .get(&WorkspaceId::parse("demo").unwrap_or_else(|e| panic!("{e}")))
@@ -340,6 +304,5 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
     );
 
     let _ = client.cancel().await;
-    control.stop().await;
-    sim.shutdown().await;
+    h.stop().await;
 }

@@ -3,14 +3,12 @@
 
 use std::time::Duration;
 
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use shared::ids::WorkspaceId;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{echo_app, publish, route};
-use crate::harness::{TestGateway, eventually, get};
-use crate::proxy::control;
+use crate::harness::{TestGateway, control, echo_app, eventually, get, publish, route};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_and_data_frames_reach_control_pings_do_not() {
@@ -42,14 +40,25 @@ async fn requests_and_data_frames_reach_control_pings_do_not() {
         last(&quiet, "uid-quiet")
     })
     .await;
-    // Pings only, across several reporting periods: the activity does not move.
+    // Pings only, each answered (so it crossed the gateway both ways): the activity
+    // does not move. A request to another workspace afterwards, once reported, shows a
+    // report went out after the pings.
     for _ in 0..4 {
         ws.send(Message::Ping(vec![1, 2, 3].into()))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        let pong = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a pong in time")
+            .expect("the socket stays open")
+            .expect("a frame");
+        assert!(pong.is_pong(), "{pong:?}");
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(get(gw.addr, "/route/busy/again", &[]).await.status, 200);
+    let after_pings = eventually("a report after the pings", || async {
+        last(&busy, "uid-busy").filter(|t| *t > after_request)
+    })
+    .await;
     assert_eq!(
         last(&quiet, "uid-quiet"),
         Some(upgraded),
@@ -62,7 +71,7 @@ async fn requests_and_data_frames_reach_control_pings_do_not() {
         last(&quiet, "uid-quiet").filter(|t| *t > upgraded)
     })
     .await;
-    assert_eq!(last(&busy, "uid-busy"), Some(after_request));
+    assert_eq!(last(&busy, "uid-busy"), Some(after_pings));
     stop.cancel();
     ctl.stop.cancel();
 }

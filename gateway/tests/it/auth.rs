@@ -2,22 +2,16 @@
 //! workspace, the owner by header / query / cookie, what the upstream sees, the cookie
 //! a browser gets, WebSockets with a token, and the protected-resource document.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use loadtest::sim::kubelet::app::{self, AppIdentity};
 use serde_json::{Value, json};
 use shared::auth::{Verifier, VerifierConfig};
-use shared::ids::WorkspaceId;
-use shared::route::{Route, RouteState};
-use shared::table::Change;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{Options, TestGateway, get};
-use crate::proxy::{Control, control};
+use crate::harness::{Control, Options, TestGateway, control, echo_app, get, publish, route};
 
 const SECRET: &[u8] = b"gateway-test-secret-gateway-test-secret";
 const RSA_KEY: &str = include_str!("../../../shared/tests/fixtures/keys/rsa.key");
@@ -42,42 +36,6 @@ fn verifier(cfg: VerifierConfig) -> Arc<Verifier> {
         })
         .unwrap_or_else(|e| panic!("{e:?}")),
     )
-}
-
-/// An echo app on loopback (the simulated cluster's built-in workspace app).
-pub async fn echo_app(stop: &CancellationToken) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let id = Arc::new(AppIdentity {
-        pod: "ws-owned".into(),
-        namespace: "default".into(),
-    });
-    tokio::spawn(app::serve(listener, id, stop.clone()));
-    addr
-}
-
-pub fn route(id: &str, addr: SocketAddr, owner: Option<&str>) -> Change {
-    Change::Upsert {
-        route: Route {
-            workspace_id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
-            pod_uid: format!("uid-{id}"),
-            namespace: "default".into(),
-            state: RouteState::Ready,
-            addr: Some(addr),
-            owner_sub: owner.map(str::to_string),
-            port_is_default: false,
-        },
-    }
-}
-
-pub async fn publish(ctl: &Control, changes: Vec<Change>) {
-    let v = ctl.publisher.update(changes);
-    ctl.publisher
-        .wait_applied(v, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn setup(opts: Options) -> (Control, TestGateway, CancellationToken) {

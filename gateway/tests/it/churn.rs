@@ -7,36 +7,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use control::publish::Publisher;
 use shared::ids::WorkspaceId;
-use shared::route::{Route, RouteState};
+use shared::route::Route;
 use shared::table::Change;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::echo_app;
-use crate::harness::{TestGateway, eventually, get};
+use crate::harness::{TestGateway, control_at, echo_app, eventually, get};
 
 fn route(id: &str, uid: &str, addr: std::net::SocketAddr) -> Route {
-    Route {
-        workspace_id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
-        pod_uid: uid.into(),
-        namespace: "default".into(),
-        state: RouteState::Ready,
-        addr: Some(addr),
-        owner_sub: None,
-        port_is_default: false,
-    }
+    shared::testkit::route(id, uid, addr, None)
 }
 
-fn serve(socket: &std::path::Path, epoch: u64) -> (Publisher, CancellationToken) {
-    let publisher = Publisher::new(epoch);
-    let listener = Publisher::bind(socket).unwrap_or_else(|e| panic!("{e}"));
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let (p, s) = (publisher.clone(), stop.clone());
-        async move { p.serve(listener, s).await }
-    });
-    (publisher, stop)
+/// Waits until `ok` has grown by `by` from now.
+async fn more_succeed(ok: &AtomicU64, by: u64, what: &str) {
+    let from = ok.load(Ordering::Relaxed);
+    shared::testkit::eventually(what, Duration::from_secs(20), || {
+        ok.load(Ordering::Relaxed) >= from + by
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +34,8 @@ async fn traffic_survives_churn_and_a_control_restart() {
     let socket = dir.path().join("control.sock");
     let apps = CancellationToken::new();
     let (up1, up2) = (echo_app(&apps).await, echo_app(&apps).await);
-    let (control, control_stop) = serve(&socket, 1);
+    let ctl = control_at(&socket, 1);
+    let (control, control_stop) = (ctl.publisher.clone(), ctl.stop.clone());
     let gw = TestGateway::start(&socket).await;
     let v = control.update(vec![Change::Upsert {
         route: route("steady", "pod-1", up1),
@@ -113,11 +102,14 @@ async fn traffic_survives_churn_and_a_control_restart() {
     // Control goes away: traffic keeps flowing on the last table.
     control_stop.cancel();
     drop(control);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let during_outage = ok.load(Ordering::Relaxed);
+    gw.wait_disconnected().await;
+    let at_outage = ok.load(Ordering::Relaxed);
+    more_succeed(&ok, 20, "requests to succeed while control is away").await;
+    let during_outage = ok.load(Ordering::Relaxed) - at_outage;
 
     // A new control (new epoch, a different table) comes back: the gateway resyncs.
-    let (control, control_stop) = serve(&socket, 2);
+    let ctl = control_at(&socket, 2);
+    let (control, control_stop) = (ctl.publisher.clone(), ctl.stop.clone());
     control.update(vec![
         Change::Upsert {
             route: route("steady", "pod-new", up1),
@@ -135,7 +127,7 @@ async fn traffic_survives_churn_and_a_control_restart() {
         404,
         "the old table is gone"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    more_succeed(&ok, 20, "requests to succeed after the restart").await;
     running.store(false, Ordering::Relaxed);
     for t in traffic {
         let _ = t.await;
@@ -143,8 +135,8 @@ async fn traffic_survives_churn_and_a_control_restart() {
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert_eq!(failed, 0, "{ok} succeeded");
     assert!(
-        ok > during_outage && during_outage > 0,
-        "traffic flowed throughout ({during_outage} → {ok})"
+        during_outage >= 20,
+        "traffic flowed while control was away ({during_outage} of {ok})"
     );
     control_stop.cancel();
     apps.cancel();

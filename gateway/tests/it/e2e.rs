@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use control::config::Args;
+use control::config::ControlConfig;
 use control::run::Control;
-use loadtest::sim::{Sim, SimConfig};
+use kube_sim::{Sim, SimConfig};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -19,37 +19,17 @@ const SECRET: &str = "e2e-test-secret-e2e-test-secret-e2e-test";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = Sim::start(SimConfig::for_tests())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir.path().join("control.sock");
-    let socket_arg = socket.to_string_lossy().to_string();
-    let args = <Args as clap::Parser>::try_parse_from([
-        "nocrd9",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--namespace",
-        "default",
-        "--gateway-socket",
-        &socket_arg,
-        "--gateway-url",
-        "http://gw.test:8080",
-        "--auth-enabled",
-        "--jwt-secret",
-        SECRET,
-        "--activity-annotate-seconds",
-        "1",
-    ])
-    .unwrap_or_else(|e| panic!("{e}"));
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let control = Control::start(&args, kube)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let verifier = args.auth.build().unwrap_or_else(|e| panic!("{e:?}"));
+    let auth = shared::auth::AuthArgs::hs256(SECRET)
+        .build()
+        .expect("a valid secret");
+    let h = control::testkit::start(SimConfig::for_tests(), |c| {
+        c.gateway_url = Some("http://gw.test:8080".into());
+        c.auth = auth.clone();
+        c.activity_annotate_every = Duration::from_secs(1);
+    })
+    .await;
+    let socket = h.socket();
+    let verifier = auth;
     let gw = TestGateway::start_with(
         &socket,
         Options {
@@ -59,7 +39,7 @@ async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
     )
     .await;
     eventually("the gateway connected to control", || async {
-        (!control.publisher.gateways().is_empty()).then_some(())
+        (!h.control.publisher.gateways().is_empty()).then_some(())
     })
     .await;
 
@@ -70,7 +50,7 @@ async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
     .unwrap_or_else(|e| panic!("{e}"));
     let mut config = StreamableHttpClientTransportConfig::with_uri(format!(
         "http://{}/mcp",
-        control.http_addr.unwrap_or_else(|| panic!("http"))
+        h.control.http_addr.unwrap_or_else(|| panic!("http"))
     ));
     config.auth_header = Some(token.clone());
     let client =
@@ -124,7 +104,7 @@ async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
     .await;
     assert_eq!(rows.as_array().map(Vec::len), Some(5), "{rows}");
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(
-        sim.client().await.unwrap_or_else(|e| panic!("{e}")),
+        h.sim.client().await.unwrap_or_else(|e| panic!("{e}")),
         "default",
     );
     eventually("nogoo9/last-activity on the pod", || async {
@@ -154,8 +134,7 @@ async fn spawn_then_first_request_succeeds_then_stop_gives_404() {
     .await;
     let _ = client.cancel().await;
     drop(gw);
-    control.stop().await;
-    sim.shutdown().await;
+    h.stop().await;
 }
 
 /// Multiple replicas: two gateways on one control, and a second control + gateway pair
@@ -168,31 +147,20 @@ async fn every_replica_routes_every_workspace() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
     let start_control = |name: &str| {
         let socket = dir.path().join(format!("{name}.sock"));
-        let args = <Args as clap::Parser>::try_parse_from([
-            "nocrd9",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--namespace",
-            "default",
-            "--gateway-socket",
-            &socket.to_string_lossy(),
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
-        (socket, args)
+        let config = ControlConfig::local("default", socket.clone());
+        let kube = kube.clone();
+        async move {
+            let control = Control::start(&config, kube)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            (socket, control)
+        }
     };
-    let (sock_a, args_a) = start_control("a");
-    let (sock_b, args_b) = start_control("b");
-    let kube = sim.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let control_a = Control::start(&args_a, kube.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let control_b = Control::start(&args_b, kube)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (sock_a, control_a) = start_control("a").await;
+    let (sock_b, control_b) = start_control("b").await;
     let a1 = TestGateway::start(&sock_a).await;
     let a2 = TestGateway::start(&sock_a).await;
     let b1 = TestGateway::start(&sock_b).await;

@@ -1,110 +1,98 @@
-//! Starting a gateway on its own thread (Pingora runs its own runtimes) and talking to it.
+//! Every fixture the gateway's integration tests share: the in-process gateway
+//! (`gateway::testkit`, which keeps its store/sync/metrics handles), a control stand-in
+//! (the real publisher on a Unix socket), upstream apps, route builders and HTTP.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use gateway::{GatewayConfig, build};
-use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use control::publish::Publisher;
+use kube_sim::kubelet::app::{self, AppIdentity};
+use shared::route::Route;
+use shared::table::Change;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
-struct StopSignal(Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
+pub use gateway::testkit::{Options, TestGateway};
 
-#[async_trait]
-impl ShutdownSignalWatch for StopSignal {
-    async fn recv(&self) -> ShutdownSignal {
-        let rx = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(rx) = rx {
-            let _ = rx.await;
-        }
-        ShutdownSignal::FastShutdown
+/// The real publisher on a Unix socket in a temporary directory: control, as far as a
+/// gateway can tell.
+pub struct Control {
+    pub publisher: Publisher,
+    pub stop: CancellationToken,
+    pub socket: std::path::PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A control stand-in on a fresh socket (epoch 1).
+pub fn control() -> Control {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let socket = dir.path().join("control.sock");
+    let mut ctl = control_at(&socket, 1);
+    ctl._dir = Some(dir);
+    ctl
+}
+
+/// A control stand-in on `socket` with `epoch` (a restart uses a new epoch).
+pub fn control_at(socket: &std::path::Path, epoch: u64) -> Control {
+    let publisher = Publisher::new(epoch);
+    let listener = Publisher::bind(socket).expect("the control socket");
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let (p, s) = (publisher.clone(), stop.clone());
+        async move { p.serve(listener, s).await }
+    });
+    Control {
+        publisher,
+        stop,
+        socket: socket.to_path_buf(),
+        _dir: None,
     }
 }
 
-/// Pingora cannot bind port 0 and report it, so a free port is reserved and released.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+/// Publishes `changes` and waits until every connected gateway has applied them.
+pub async fn publish(ctl: &Control, changes: Vec<Change>) {
+    let v = ctl.publisher.update(changes);
+    ctl.publisher
+        .wait_applied(v, Duration::from_secs(10))
+        .await
+        .expect("every gateway applies the change");
 }
 
-pub struct TestGateway {
-    pub addr: SocketAddr,
-    pub admin: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// The route of workspace `id` (pod `uid-<id>`) at `addr`.
+pub fn route_to(id: &str, addr: SocketAddr, owner: Option<&str>) -> Route {
+    shared::testkit::route(id, &format!("uid-{id}"), addr, owner)
 }
 
-/// What a test gateway runs with beyond the defaults.
-#[derive(Default, Clone)]
-pub struct Options {
-    pub auth: Option<std::sync::Arc<shared::auth::Verifier>>,
-    pub forward_auth: bool,
-    pub tls: Option<gateway::TlsFiles>,
-    pub limits: gateway::limits::Limits,
-    pub default_workspace_port: Option<u16>,
-}
-
-impl TestGateway {
-    pub async fn start(control_socket: &Path) -> TestGateway {
-        Self::start_with(control_socket, Options::default()).await
-    }
-
-    pub async fn start_with(control_socket: &Path, opts: Options) -> TestGateway {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let config = GatewayConfig {
-            listen: addr,
-            admin_listen: admin,
-            control_socket: control_socket.to_path_buf(),
-            gateway_id: "gw-test".into(),
-            threads: 1,
-            grace_period_secs: 1,
-            auth: opts.auth,
-            forward_auth: opts.forward_auth,
-            tls: opts.tls,
-            limits: opts.limits,
-            default_workspace_port: opts.default_workspace_port.unwrap_or(3000),
-            activity_every: Duration::from_millis(200),
-            upgrade: false,
-            upgrade_sock: std::env::temp_dir()
-                .join(format!("nocrd9-test-upgrade-{}.sock", addr.port())),
-        };
-        let gw = build(&config).unwrap_or_else(|e| panic!("{e}"));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || gw.run(Box::new(StopSignal(Mutex::new(Some(rx))))));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(addr).await.is_err()
-            || tokio::net::TcpStream::connect(admin).await.is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gateway did not start listening"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        TestGateway {
-            addr,
-            admin,
-            stop: Some(tx),
-            thread: Some(thread),
-        }
+/// An upsert of [`route_to`].
+pub fn route(id: &str, addr: SocketAddr, owner: Option<&str>) -> Change {
+    Change::Upsert {
+        route: route_to(id, addr, owner),
     }
 }
 
-impl Drop for TestGateway {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// The simulated cluster's built-in workspace app (HTTP echo and WebSockets) on loopback.
+pub async fn echo_app(stop: &CancellationToken) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let id = Arc::new(AppIdentity {
+        pod: "ws-owned".into(),
+        namespace: "default".into(),
+    });
+    tokio::spawn(app::serve(listener, id, stop.clone()));
+    addr
+}
+
+/// Serves an axum app on a loopback port; returns its address.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
 }
 
 /// A response read whole (the request says `Connection: close`).

@@ -13,9 +13,7 @@ use shared::route::{Route, RouteState};
 use shared::table::Change;
 use tokio::sync::Notify;
 
-use crate::auth::{publish, route};
-use crate::harness::{Options, TestGateway, get};
-use crate::proxy::control;
+use crate::harness::{Options, TestGateway, control, get, publish, route, serve};
 
 /// `/hold` answers only when released (and counts arrivals); `/slow-events` sends three events 1.5 s apart;
 /// anything else answers at once.
@@ -51,12 +49,7 @@ async fn upstream(release: Arc<Notify>, arrivals: Arc<AtomicUsize>) -> SocketAdd
             }),
         )
         .fallback(|| async { "ok" });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+    serve(app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +186,7 @@ async fn connections_are_reused_across_hundreds_of_workspaces() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ctl = control();
     let stop = tokio_util::sync::CancellationToken::new();
-    let up = crate::auth::echo_app(&stop).await;
+    let up = crate::harness::echo_app(&stop).await;
     let gw = TestGateway::start(&ctl.socket).await;
     let routes: Vec<Change> = (0..300)
         .map(|i| route(&format!("pool-{i}"), up, None))

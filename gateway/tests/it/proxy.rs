@@ -3,54 +3,23 @@
 
 use std::time::Duration;
 
-use control::publish::Publisher;
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use loadtest::sim::{Sim, SimConfig};
+use kube_sim::{Sim, SimConfig};
 use serde_json::json;
-use shared::ids::WorkspaceId;
 use shared::route::{Route, RouteState};
 use shared::table::Change;
-use tokio_util::sync::CancellationToken;
 
-use crate::harness::{TestGateway, eventually, get};
-
-pub struct Control {
-    pub publisher: Publisher,
-    pub stop: CancellationToken,
-    pub socket: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-pub fn control() -> Control {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = dir.path().join("control.sock");
-    let publisher = Publisher::new(1);
-    let listener = Publisher::bind(&socket).unwrap_or_else(|e| panic!("{e}"));
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let (p, s) = (publisher.clone(), stop.clone());
-        async move { p.serve(listener, s).await }
-    });
-    Control {
-        publisher,
-        stop,
-        socket,
-        _dir: dir,
-    }
-}
+use crate::harness::{TestGateway, control, eventually, get, route_to};
 
 fn route(id: &str, state: RouteState, addr: Option<std::net::SocketAddr>) -> Route {
     Route {
-        workspace_id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
-        pod_uid: format!("uid-{id}"),
-        namespace: "default".into(),
         state,
         addr,
         owner_sub: None,
-        port_is_default: false,
+        ..route_to(id, ([127, 0, 0, 1], 1).into(), None)
     }
 }
 
@@ -141,7 +110,7 @@ async fn a_workspace_pod_is_reachable_through_the_gateway() {
 
     // Control goes away: existing routes keep working.
     ctl.stop.cancel();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.wait_disconnected().await;
     assert_eq!(get(gw.addr, "/route/demo/still", &[]).await.status, 200);
 
     pods.delete("ws-demo", &DeleteParams::default())

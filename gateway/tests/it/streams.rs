@@ -11,9 +11,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use crate::auth::{publish, route};
-use crate::harness::TestGateway;
-use crate::proxy::control;
+use crate::harness::{TestGateway, control, publish, route, serve};
 
 /// `/events`: one event, then waits for `release` before the second and the end.
 /// `/upload`: answers with the number of body bytes it read.
@@ -60,12 +58,7 @@ async fn upstream(release: Arc<Notify>) -> SocketAddr {
                 total.to_string()
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+    serve(app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

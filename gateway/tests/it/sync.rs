@@ -4,43 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use control::publish::Publisher;
 use gateway::store::RouteStore;
 use gateway::sync::{self, SyncConfig, SyncStatus};
 use shared::ids::WorkspaceId;
-use shared::route::{Route, RouteState};
+use shared::route::Route;
 use shared::table::Change;
+use shared::testkit::eventually;
 use tokio_util::sync::CancellationToken;
 
+use crate::harness::control_at;
+
+const WAIT: Duration = Duration::from_secs(20);
+
 fn route(id: &str, uid: &str) -> Route {
-    Route {
-        workspace_id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
-        pod_uid: uid.into(),
-        namespace: "default".into(),
-        state: RouteState::Ready,
-        addr: Some(([127, 10, 0, 9], 3000).into()),
-        owner_sub: Some("alice".into()),
-        port_is_default: false,
-    }
-}
-
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
-
-fn start_control(path: &std::path::Path, epoch: u64) -> (Publisher, CancellationToken) {
-    let publisher = Publisher::new(epoch);
-    let listener = Publisher::bind(path).unwrap_or_else(|e| panic!("{e}"));
-    let shutdown = CancellationToken::new();
-    let (p, s) = (publisher.clone(), shutdown.clone());
-    tokio::spawn(async move { p.serve(listener, s).await });
-    (publisher, shutdown)
+    shared::testkit::route(id, uid, ([127, 10, 0, 9], 3000).into(), Some("alice"))
 }
 
 #[tokio::test]
@@ -63,15 +40,13 @@ async fn the_feed_follows_control_and_survives_its_restart() {
         Arc::default(),
         stop.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!store.is_loaded());
-
-    let (control, control_stop) = start_control(&socket, 1);
+    let ctl = control_at(&socket, 1);
+    let (control, control_stop) = (ctl.publisher.clone(), ctl.stop.clone());
     let v = control.update(vec![Change::Upsert {
         route: route("a", "1"),
     }]);
-    eventually("the first snapshot", || {
-        store.is_loaded() && store.load().version == v
+    eventually("the first snapshot", WAIT, || {
+        store.is_loaded() && store.load().version() == v
     })
     .await;
     control
@@ -96,7 +71,10 @@ async fn the_feed_follows_control_and_survives_its_restart() {
     // Control goes away: the last table keeps serving.
     control_stop.cancel();
     drop(control);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the gateway to notice control is gone", WAIT, || {
+        !status.connected()
+    })
+    .await;
     assert_eq!(store.load().len(), 2);
     assert!(
         store
@@ -106,12 +84,13 @@ async fn the_feed_follows_control_and_survives_its_restart() {
     );
 
     // A new control (new epoch) comes back with different routes: the gateway resyncs.
-    let (control, control_stop) = start_control(&socket, 2);
+    let ctl = control_at(&socket, 2);
+    let (control, control_stop) = (ctl.publisher.clone(), ctl.stop.clone());
     let v = control.update(vec![Change::Upsert {
         route: route("c", "3"),
     }]);
-    eventually("the resync after restart", || {
-        store.load().epoch == 2 && store.load().version == v
+    eventually("the resync after restart", WAIT, || {
+        store.load().epoch() == 2 && store.load().version() == v
     })
     .await;
     assert_eq!(store.load().len(), 1);
@@ -133,7 +112,8 @@ async fn the_feed_follows_control_and_survives_its_restart() {
 async fn a_burst_of_updates_does_not_stall_the_feed() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let socket = dir.path().join("control.sock");
-    let (control, control_stop) = start_control(&socket, 1);
+    let ctl = control_at(&socket, 1);
+    let (control, control_stop) = (ctl.publisher.clone(), ctl.stop.clone());
     let stop = CancellationToken::new();
     let mut gateways = Vec::new();
     for i in 0..3 {
@@ -151,28 +131,23 @@ async fn a_burst_of_updates_does_not_stall_the_feed() {
         ));
         gateways.push(store);
     }
-    eventually("three gateways", || control.gateways().len() == 3).await;
+    eventually("three gateways", WAIT, || control.gateways().len() == 3).await;
     let mut last = 0;
     for i in 0..20_000u32 {
         last = control.update(vec![Change::Upsert {
             route: route(&format!("ws-{i}"), &format!("uid-{i}")),
         }]);
     }
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while gateways
-            .iter()
-            .any(|s| !s.is_loaded() || s.load().version != last)
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "the feed stalled: gateways at {:?} of version {last}",
-            gateways.iter().map(|s| s.load().len()).collect::<Vec<_>>()
-        )
-    });
+    eventually(
+        &format!("every gateway at version {last} (a stalled feed never gets there)"),
+        Duration::from_secs(60),
+        || {
+            gateways
+                .iter()
+                .all(|s| s.is_loaded() && s.load().version() == last)
+        },
+    )
+    .await;
     for s in &gateways {
         assert_eq!(s.load().len(), 20_000);
     }

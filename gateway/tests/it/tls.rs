@@ -37,9 +37,9 @@ async fn https_with_h2_and_secure_cookies() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
 
-    let ctl = crate::proxy::control();
+    let ctl = crate::harness::control();
     let stop = tokio_util::sync::CancellationToken::new();
-    let upstream = crate::auth::echo_app(&stop).await;
+    let upstream = crate::harness::echo_app(&stop).await;
     let verifier = Verifier::new(VerifierConfig {
         secret: Some(SECRET.to_vec()),
         cache_size: 100,
@@ -58,9 +58,9 @@ async fn https_with_h2_and_secure_cookies() {
         },
     )
     .await;
-    crate::auth::publish(
+    crate::harness::publish(
         &ctl,
-        vec![crate::auth::route("owned", upstream, Some("alice"))],
+        vec![crate::harness::route("owned", upstream, Some("alice"))],
     )
     .await;
     let exp = std::time::SystemTime::now()

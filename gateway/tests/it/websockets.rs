@@ -14,9 +14,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::auth::{publish, route};
-use crate::harness::TestGateway;
-use crate::proxy::control;
+use crate::harness::{TestGateway, control, publish, route};
 
 /// A WebSocket echo server that accepts and answers as fast as it can.
 async fn echo_upstream() -> SocketAddr {

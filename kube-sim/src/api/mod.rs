@@ -306,7 +306,7 @@ impl Call {
             .unwrap_or_default()
             .trim();
         if base == "application/vnd.kubernetes.protobuf" {
-            return crate::sim::protobuf::decode(&self.body)
+            return crate::protobuf::decode(&self.body)
                 .map(Some)
                 .map_err(|why| ApiError::new(Reason::UnsupportedMediaType, why));
         }

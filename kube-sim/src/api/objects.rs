@@ -8,11 +8,11 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{ApiState, Call, Reply, table};
-use crate::sim::patch::{self, PatchType};
-use crate::sim::resources::{self, UpdateScope, now_rfc3339};
-use crate::sim::status::{ApiError, ApiResult, Reason, success_status};
-use crate::sim::store::{Change, Kind, ObjKey, Outcome, ReadAt, Store, StoredObj};
-use crate::sim::validate::FieldValidation;
+use crate::patch::{self, PatchType};
+use crate::resources::{self, UpdateScope, now_rfc3339};
+use crate::status::{ApiError, ApiResult, Reason, success_status};
+use crate::store::{Change, Kind, ObjKey, Outcome, ReadAt, Store, StoredObj};
+use crate::validate::FieldValidation;
 
 /// Namespaces that cannot be deleted, as on a real cluster.
 const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
@@ -130,7 +130,7 @@ pub fn create(
             kind.resource(),
             "",
             "",
-            vec![crate::sim::status::Cause {
+            vec![crate::status::Cause {
                 reason: "FieldValueRequired",
                 field: "metadata.name".into(),
                 message: "Required value: name or generateName is required".into(),
@@ -409,7 +409,7 @@ fn delete_options(call: &Call) -> ApiResult<DeleteOptions> {
             "",
             "",
             "",
-            vec![crate::sim::status::Cause::invalid(
+            vec![crate::status::Cause::invalid(
                 "gracePeriodSeconds",
                 &grace.unwrap_or_default().to_string(),
                 "must be greater than or equal to 0",
@@ -560,10 +560,10 @@ pub fn delete_collection(
     }
     let opts = delete_options(call)?;
     let dry = dry_run(call)?;
-    let labels = crate::sim::selectors::LabelSelector::parse(
+    let labels = crate::selectors::LabelSelector::parse(
         call.query.get("labelSelector").unwrap_or_default(),
     )?;
-    let fields = crate::sim::selectors::FieldSelector::parse(
+    let fields = crate::selectors::FieldSelector::parse(
         call.query.get("fieldSelector").unwrap_or_default(),
         kind.kind(),
         kind == Kind::Pod,

@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ApiState, Call, Reply};
-use crate::sim::kubelet::{LogQuery, truncate_bytes};
-use crate::sim::status::{ApiError, ApiResult};
-use crate::sim::store::{Kind, ObjKey};
+use crate::kubelet::{LogQuery, truncate_bytes};
+use crate::status::{ApiError, ApiResult};
+use crate::store::{Kind, ObjKey};
 
 fn names(pod: &Value, list: &str) -> Vec<String> {
     pod.pointer(&format!("/spec/{list}"))

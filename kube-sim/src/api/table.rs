@@ -4,7 +4,7 @@
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::sim::store::Kind;
+use crate::store::Kind;
 
 fn column(name: &str, kind: &str, priority: u8, description: &str) -> Value {
     json!({"name": name, "type": kind, "format": if name == "Name" { "name" } else { "" }, "description": description, "priority": priority})

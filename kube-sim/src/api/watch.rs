@@ -13,9 +13,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ApiState, Call, Reply, table};
-use crate::sim::selectors::{FieldSelector, LabelSelector};
-use crate::sim::status::{ApiError, ApiResult};
-use crate::sim::store::{Event, EventType, Kind, ObjKey, Objects, ReadAt, StoredObj, WatchStart};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, ApiResult};
+use crate::store::{Event, EventType, Kind, ObjKey, Objects, ReadAt, StoredObj, WatchStart};
 
 /// The filters of a list or watch request.
 pub struct Filter {
@@ -275,13 +275,13 @@ pub fn watch(
     let rv = call.query.get("resourceVersion");
     if send_initial.is_some() && call.query.get("resourceVersionMatch") != Some("NotOlderThan") {
         return Err(ApiError::new(
-            crate::sim::status::Reason::Invalid,
+            crate::status::Reason::Invalid,
             "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan",
         ));
     }
     if send_initial == Some(true) && !bookmarks {
         return Err(ApiError::new(
-            crate::sim::status::Reason::Invalid,
+            crate::status::Reason::Invalid,
             "allowWatchBookmarks: Forbidden: allowWatchBookmarks must be set to true when sendInitialEvents is true",
         ));
     }

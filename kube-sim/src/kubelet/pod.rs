@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::app::{self, AppIdentity};
 use super::process::{self, ProcessGroup, ProcessSpec, is_local_image};
 use super::{KubeletCtx, PodSignal};
-use crate::sim::resources::{NODE_NAME, now_rfc3339};
-use crate::sim::store::{Change, Kind, ObjKey, Outcome};
+use crate::resources::{NODE_NAME, now_rfc3339};
+use crate::store::{Change, Kind, ObjKey, Outcome};
 
 /// How long a simulated (non-local) init container or hook "runs".
 const SIMULATED_STEP: Duration = Duration::from_millis(20);

@@ -3,7 +3,7 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
-use loadtest::sim::Faults;
+use kube_sim::Faults;
 use serde_json::{Value, json};
 
 use crate::harness::{self, api_code, bearer, raw};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use loadtest::sim::{Sim, SimConfig};
+use kube_sim::{Sim, SimConfig};
 use serde_json::json;
 
 pub fn init() {

@@ -7,7 +7,7 @@ use futures::{AsyncBufReadExt, SinkExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, LogParams, PostParams};
-use loadtest::sim::{Faults, SimConfig};
+use kube_sim::{Faults, SimConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -342,9 +342,7 @@ async fn a_failing_init_container_leaves_the_pod_in_init_error() {
         Some("Pending")
     );
     assert_eq!(
-        loadtest::sim::api::table::pod_status_reason(
-            &serde_json::to_value(&failed.0).expect("json")
-        ),
+        kube_sim::api::table::pod_status_reason(&serde_json::to_value(&failed.0).expect("json")),
         "Init:Error"
     );
     let logs = pods

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams, VersionMatch, WatchEvent, WatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use loadtest::sim::{Faults, SimConfig};
+use kube_sim::{Faults, SimConfig};
 use serde_json::json;
 
 use crate::harness::{self, api_code, eventually};

@@ -7,7 +7,7 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use loadtest::sim::SimConfig;
+use kube_sim::SimConfig;
 use serde_json::json;
 
 use crate::harness::{self, api_code, api_message, api_reason, eventually, wait_ready};

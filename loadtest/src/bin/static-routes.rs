@@ -1,7 +1,8 @@
 //! `static-routes`: a stand-in control plane for load tests. It serves a fixed route
-//! table of N workspaces on a control socket (the real protocol from `shared`: snapshot,
-//! pings; acks and activity are read and dropped), so a gateway can be measured
-//! against upstreams that are not Kubernetes pods.
+//! table of N workspaces on a control socket (the real protocol: `shared::feed::Log`
+//! decides what a connecting gateway is sent; pings keep it alive; acks and activity are
+//! read and dropped), so a gateway can be measured against upstreams that are not
+//! Kubernetes pods.
 //!
 //! Workspace `ws-00001 … ws-N` → `127.1.⌊(i−1)/250⌋.((i−1)%250+1):PORT`, owner `--owner`
 //! (the layout of `../shared/reference/perf-anchors.md`).
@@ -11,7 +12,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use std::sync::Arc;
+
 use shared::codec::{read_frame, write_frame};
+use shared::feed::Log;
 use shared::ids::WorkspaceId;
 use shared::proto::{ToControl, ToGateway};
 use shared::route::{Route, RouteState};
@@ -81,34 +85,26 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let table = routes(&args);
+    let mut log = Log::new(1, 1);
+    log.replace_all(routes(&args));
     eprintln!(
         "static-routes: {} routes on {}",
-        table.len(),
+        log.table().len(),
         args.socket.display()
     );
+    let log = Arc::new(log);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let table = table.clone();
+        let log = log.clone();
         tokio::spawn(async move {
             let (mut rd, mut wr) = stream.into_split();
-            if !matches!(
-                read_frame::<_, ToControl>(&mut rd).await,
-                Ok(Some(ToControl::Hello { .. }))
-            ) {
+            let Ok(Some(ToControl::Hello { have, .. })) = read_frame::<_, ToControl>(&mut rd).await
+            else {
                 return;
-            }
-            let chunks: Vec<&[Route]> = table.chunks(1000).collect();
-            for (n, chunk) in chunks.iter().enumerate() {
-                let frame = ToGateway::Snapshot {
-                    epoch: 1,
-                    version: 1,
-                    chunk: n as u32,
-                    last: n + 1 == chunks.len(),
-                    routes: chunk.to_vec(),
-                };
+            };
+            for frame in log.catch_up(have) {
                 if write_frame(&mut wr, &frame).await.is_err() {
                     return;
                 }

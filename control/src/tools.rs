@@ -1,0 +1,138 @@
+//! The tool catalogue: every MCP tool once, with whether it changes anything and what it
+//! needs from the Kubernetes API. Registration, `--read-only`, the metrics' label set,
+//! the startup permission check and the RBAC manifests (`deploy/`, checked by a test)
+//! all read this one list. A leaf: it imports nothing from the crate.
+
+/// `(verb, resource)`; a subresource is written `pods/log`. All in the core API group.
+pub type Need = (&'static str, &'static str);
+
+/// One MCP tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tool {
+    pub name: &'static str,
+    /// Changes the cluster (absent under `--read-only`).
+    pub writes: bool,
+    /// What the tool needs from the Kubernetes API in cluster mode. A tool that needs
+    /// nothing is always registered.
+    pub needs: &'static [Need],
+}
+
+impl Tool {
+    /// What the tool needs in `namespaced` (`true`) or cluster mode: namespaced mode lists
+    /// no namespaces (the server's own is the only one).
+    pub fn needs(&self, namespaced: bool) -> &'static [Need] {
+        if namespaced && self.name == "list_namespaces" {
+            &[]
+        } else {
+            self.needs
+        }
+    }
+}
+
+const fn read(name: &'static str, needs: &'static [Need]) -> Tool {
+    Tool {
+        name,
+        writes: false,
+        needs,
+    }
+}
+
+const fn write(name: &'static str, needs: &'static [Need]) -> Tool {
+    Tool {
+        name,
+        writes: true,
+        needs,
+    }
+}
+
+/// Every tool, in the order `tools/list` shows them.
+pub const TOOLS: &[Tool] = &[
+    read("current_namespace", &[]),
+    read("check_permissions", &[]),
+    read("list_pods", &[("list", "pods")]),
+    read("get_pod", &[("get", "pods")]),
+    write("create_pod", &[("create", "pods")]),
+    write("patch_pod", &[("get", "pods"), ("patch", "pods")]),
+    write(
+        "create_pod_from_template",
+        &[("get", "configmaps"), ("create", "pods")],
+    ),
+    write("delete_pod", &[("get", "pods"), ("delete", "pods")]),
+    read("get_pod_logs", &[("get", "pods"), ("get", "pods/log")]),
+    read("list_namespaces", &[("list", "namespaces")]),
+    read("list_registry_images", &[]),
+    read("list_templates", &[("list", "configmaps")]),
+    read("get_template", &[("get", "configmaps")]),
+    write("create_template", &[("create", "configmaps")]),
+    write(
+        "update_template",
+        &[("get", "configmaps"), ("update", "configmaps")],
+    ),
+    write(
+        "delete_template",
+        &[("get", "configmaps"), ("delete", "configmaps")],
+    ),
+    write(
+        "spawn_workspace",
+        &[
+            ("list", "pods"),
+            ("create", "pods"),
+            ("get", "configmaps"),
+            ("create", "serviceaccounts"),
+            ("get", "serviceaccounts"),
+            ("delete", "serviceaccounts"),
+        ],
+    ),
+    write(
+        "stop_workspace",
+        &[
+            ("list", "pods"),
+            ("delete", "pods"),
+            ("get", "serviceaccounts"),
+            ("delete", "serviceaccounts"),
+        ],
+    ),
+    read("list_workspaces", &[("list", "pods")]),
+];
+
+/// What the control plane needs whatever tools are enabled: the route watch, and
+/// recording gateway-reported activity on pods (`nogoo9/last-activity`).
+pub const ALWAYS_NEEDED: &[Need] = &[("list", "pods"), ("watch", "pods"), ("patch", "pods")];
+
+/// The tool named `name`.
+pub fn find(name: &str) -> Option<&'static Tool> {
+    TOOLS.iter().find(|t| t.name == name)
+}
+
+/// Every tool's name, in catalogue order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TOOLS.iter().map(|t| t.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_reads_need_no_write_verbs() {
+        let mut seen = std::collections::BTreeSet::new();
+        for t in TOOLS {
+            assert!(seen.insert(t.name), "{} listed twice", t.name);
+            if !t.writes {
+                assert!(
+                    t.needs
+                        .iter()
+                        .all(|(verb, _)| ["get", "list"].contains(verb)),
+                    "{} is a read tool but needs {:?}",
+                    t.name,
+                    t.needs
+                );
+            }
+        }
+        assert_eq!(
+            find("list_namespaces").map(|t| t.needs(true)),
+            Some(&[][..])
+        );
+        assert!(find("no_such_tool").is_none());
+    }
+}
