@@ -61,6 +61,13 @@ impl Kind {
         self != Kind::Namespace
     }
 
+    /// Whether a DELETE answers the deleted object rather than a `Status` (the real API
+    /// server's registries with `ReturnDeletedObject`: pods and service accounts among
+    /// the kinds simulated here; a namespace answers itself while it terminates).
+    pub fn returns_deleted_object(self) -> bool {
+        matches!(self, Kind::Pod | Kind::ServiceAccount)
+    }
+
     pub fn from_resource(resource: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.resource() == resource)
     }

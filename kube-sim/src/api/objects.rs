@@ -538,6 +538,12 @@ pub fn delete(
         dry,
     )? {
         Deleted::Terminating(obj) => Ok(object_reply(StatusCode::OK, kind, &obj, call)),
+        // The registries with `ReturnDeletedObject` answer the object they deleted (as the
+        // official clients, which decode a Pod from `delete_namespaced_pod`, expect);
+        // the rest answer a Status.
+        Deleted::Gone(obj) if kind.returns_deleted_object() => {
+            Ok(object_reply(StatusCode::OK, kind, &obj, call))
+        }
         Deleted::Gone(obj) => Ok(Reply::json(
             StatusCode::OK,
             &success_status(kind.resource(), name, &obj.uid),

@@ -91,6 +91,46 @@ class KubeSimConformance(unittest.TestCase):
         self.assertEqual(ctx.exception.status, 404)
         self.assertEqual(json.loads(ctx.exception.body)["reason"], "NotFound")
 
+    def test_delete_answers_like_the_real_server(self):
+        """Every delete the product makes, with the answer the real API server gives:
+        pods and service accounts answer the deleted object (ReturnDeletedObject),
+        immediate or graceful; config maps answer a Status; a namespace answers itself
+        while it terminates."""
+        self.core.create_namespaced_pod("default", workspace_pod("py-now"))
+        self.ready("py-now")
+        gone = self.core.delete_namespaced_pod("py-now", "default", grace_period_seconds=0)
+        self.assertIsInstance(gone, client.V1Pod)
+        self.assertEqual(gone.metadata.name, "py-now")
+        with self.assertRaises(ApiException) as ctx:
+            self.core.read_namespaced_pod("py-now", "default")
+        self.assertEqual(ctx.exception.status, 404, "immediate deletion is immediate")
+
+        self.core.create_namespaced_pod("default", workspace_pod("py-grace"))
+        self.ready("py-grace")
+        terminating = self.core.delete_namespaced_pod("py-grace", "default", grace_period_seconds=5)
+        self.assertIsInstance(terminating, client.V1Pod)
+        self.assertIsNotNone(terminating.metadata.deletion_timestamp)
+        self.assertEqual(terminating.metadata.deletion_grace_period_seconds, 5)
+
+        self.core.create_namespaced_service_account("default", {"metadata": {"name": "py-sa"}})
+        sa = self.core.delete_namespaced_service_account("py-sa", "default")
+        self.assertIsInstance(sa, client.V1ServiceAccount)
+        self.assertEqual(sa.metadata.name, "py-sa")
+
+        self.core.create_namespaced_config_map("default", {"metadata": {"name": "py-del"}, "data": {"a": "1"}})
+        cm = self.core.read_namespaced_config_map("py-del", "default")
+        status = self.core.delete_namespaced_config_map(
+            "py-del", "default", body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=cm.metadata.uid)))
+        # The client declares these answers as plain objects: a Status here.
+        self.assertEqual(status["kind"], "Status")
+        self.assertEqual((status["status"], status["details"]["name"], status["details"]["kind"]),
+                         ("Success", "py-del", "configmaps"))
+
+        self.core.create_namespace({"metadata": {"name": "py-ns-del"}})
+        ns = self.core.delete_namespace("py-ns-del")
+        ns = ns if isinstance(ns, dict) else self.core.api_client.sanitize_for_serialization(ns)
+        self.assertEqual((ns["kind"], ns["status"]["phase"]), ("Namespace", "Terminating"))
+
     def test_watch_sees_added_modified_deleted(self):
         start = self.core.list_namespaced_config_map("default").metadata.resource_version
         events = []

@@ -326,7 +326,12 @@ async fn graceful_pod_delete_runs_the_pre_stop_hook_then_removes_the_pod() {
         )
         .await
         .expect("force");
-    assert!(gone.is_right(), "grace 0 deletes at once");
+    // Like the real server (ReturnDeletedObject), the deleted pod comes back…
+    let pod = gone.left().expect("the deleted pod, not a Status");
+    assert_eq!(pod.metadata.name.as_deref(), Some("pre"));
+    // …and it is gone at once.
+    let err = pods.get("pre").await.expect_err("grace 0 deletes at once");
+    assert_eq!(api_code(&err), Some(404));
     sim.shutdown().await;
 }
 
