@@ -278,7 +278,12 @@ fn the_dockerfile_builds_both_binaries_into_a_non_root_image() {
         std::fs::read_to_string(deploy_dir().join("Dockerfile")).unwrap_or_else(|e| panic!("{e}"));
     let stages = text.lines().filter(|l| l.starts_with("FROM ")).count();
     assert!(stages >= 2, "multi-stage");
-    assert!(text.contains("cargo build --release --workspace --bins"));
+    assert!(
+        text.contains("cargo build --release -p control --no-default-features --bin nocrd9"),
+        "the cluster image's nocrd9 leaves the simulator (feature `dev`) out"
+    );
+    assert!(text.contains("cargo build --release -p gateway --bin nocrd9-gateway"));
+    assert!(!text.contains("cmake"), "nothing but the Rust toolchain");
     for bin in ["nocrd9", "nocrd9-gateway"] {
         assert!(
             text.contains(&format!(
