@@ -5,7 +5,10 @@
 //! can run it in-process; `main.rs` only parses flags and calls it.
 
 pub mod admin;
+pub mod admission;
+pub mod answer;
 pub mod auth;
+pub mod forwarded;
 pub mod limits;
 pub mod metrics;
 pub mod proxy;

@@ -48,6 +48,17 @@ pub fn head_bytes(req: &pingora::http::RequestHeader) -> usize {
         + line
 }
 
+/// A WebSocket upgrade or an event stream: held open, so it gets the idle timeouts
+/// instead of the per-request ones.
+pub fn is_long_lived(req: &pingora::http::RequestHeader, upgrade: bool) -> bool {
+    upgrade
+        || req
+            .headers
+            .get("accept")
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/event-stream"))
+}
+
 const SHARDS: usize = 16;
 
 /// Open connections per workspace. A `Slot` is held for the life of a request (or an

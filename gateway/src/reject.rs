@@ -41,11 +41,22 @@ impl Reject {
         Reject::Internal,
     ];
 
-    pub fn from_code(code: &str) -> Reject {
-        match code {
-            "invalid_workspace_id" => Reject::InvalidWorkspaceId,
-            "bad_path" => Reject::BadPath,
-            _ => Reject::Internal,
+    /// Our answer to a failure while proxying: timeouts are 504, an upstream that
+    /// refused or broke off is 502, a client that went away gets nothing (`None`), and
+    /// anything else is ours (500).
+    pub fn from_error(e: &pingora::Error) -> Option<Reject> {
+        use pingora::{ErrorSource, ErrorType};
+        match e.etype() {
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                Some(Reject::UpstreamTimeout)
+            }
+            ErrorType::ConnectRefused
+            | ErrorType::ConnectNoRoute
+            | ErrorType::ConnectError
+            | ErrorType::ConnectProxyFailure => Some(Reject::UpstreamUnavailable),
+            _ if e.esource() == &ErrorSource::Upstream => Some(Reject::UpstreamUnavailable),
+            _ if e.esource() == &ErrorSource::Downstream => None,
+            _ => Some(Reject::Internal),
         }
     }
 
@@ -148,6 +159,36 @@ mod tests {
         }
         assert_eq!(Reject::WorkspaceNotReady.retry_after(), Some(2));
         assert_eq!(Reject::WorkspaceNotFound.retry_after(), None);
-        assert_eq!(Reject::from_code("bad_path").status(), 400);
+    }
+
+    #[test]
+    fn proxying_failures_map_to_502_504_or_nothing() {
+        use pingora::{Error, ErrorType};
+        let cases = [
+            (
+                Error::new_up(ErrorType::ConnectTimedout),
+                Some(Reject::UpstreamTimeout),
+            ),
+            (
+                Error::new_up(ErrorType::ReadTimedout),
+                Some(Reject::UpstreamTimeout),
+            ),
+            (
+                Error::new_up(ErrorType::ConnectRefused),
+                Some(Reject::UpstreamUnavailable),
+            ),
+            (
+                Error::new_up(ErrorType::ConnectionClosed),
+                Some(Reject::UpstreamUnavailable),
+            ),
+            (Error::new_down(ErrorType::ConnectionClosed), None),
+            (
+                Error::new_in(ErrorType::InternalError),
+                Some(Reject::Internal),
+            ),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(Reject::from_error(&e), expected, "{e}");
+        }
     }
 }

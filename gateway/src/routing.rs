@@ -7,6 +7,8 @@
 
 use shared::ids::WorkspaceId;
 
+use crate::reject::Reject;
+
 pub const PREFIX: &str = "/route/";
 
 /// What a request path asks for.
@@ -18,15 +20,15 @@ pub enum Target {
     AddSlash { location: String },
     /// Not under `/route/`.
     Other,
-    /// Refused with 400 and this error code.
-    Bad(&'static str),
+    /// Refused with this answer (400).
+    Bad(Reject),
 }
 
 /// Parses a request target (path and optional query).
 pub fn parse(path: &str, query: Option<&str>) -> Target {
     let Some(after) = path.strip_prefix(PREFIX) else {
         if path == "/route" {
-            return Target::Bad("invalid_workspace_id");
+            return Target::Bad(Reject::InvalidWorkspaceId);
         }
         return Target::Other;
     };
@@ -35,7 +37,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Target {
         None => (after, None),
     };
     let Ok(id) = WorkspaceId::parse(raw_id) else {
-        return Target::Bad("invalid_workspace_id");
+        return Target::Bad(Reject::InvalidWorkspaceId);
     };
     let q = query.map(|q| format!("?{q}")).unwrap_or_default();
     let Some(rest) = rest else {
@@ -43,8 +45,8 @@ pub fn parse(path: &str, query: Option<&str>) -> Target {
             location: format!("{PREFIX}{id}/{q}"),
         };
     };
-    if let Err(code) = check_decoded(rest) {
-        return Target::Bad(code);
+    if check_decoded(rest).is_err() {
+        return Target::Bad(Reject::BadPath);
     }
     Target::Workspace {
         id,
@@ -53,7 +55,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Target {
 }
 
 /// Rejects paths that mean something else once decoded.
-fn check_decoded(rest: &str) -> Result<(), &'static str> {
+fn check_decoded(rest: &str) -> Result<(), ()> {
     let bytes = rest.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -63,15 +65,15 @@ fn check_decoded(rest: &str) -> Result<(), &'static str> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
-            let Some(b) = hex else { return Err("bad_path") };
+            let Some(b) = hex else { return Err(()) };
             if matches!(b, b'/' | b'\\' | 0) {
-                return Err("bad_path");
+                return Err(());
             }
             decoded.push(b);
             i += 3;
         } else {
             if bytes[i] == b'\\' {
-                return Err("bad_path");
+                return Err(());
             }
             decoded.push(bytes[i]);
             i += 1;
@@ -81,7 +83,7 @@ fn check_decoded(rest: &str) -> Result<(), &'static str> {
         .split(|b| *b == b'/')
         .any(|seg| seg == b".." || seg == b".")
     {
-        return Err("bad_path");
+        return Err(());
     }
     Ok(())
 }
@@ -122,21 +124,25 @@ mod tests {
                     location: "/route/ws-1/?token=t".into(),
                 },
             ),
-            ("/route/WS/", None, Target::Bad("invalid_workspace_id")),
-            ("/route//x", None, Target::Bad("invalid_workspace_id")),
-            ("/route/", None, Target::Bad("invalid_workspace_id")),
-            ("/route", None, Target::Bad("invalid_workspace_id")),
-            ("/route/a%2Fb/", None, Target::Bad("invalid_workspace_id")),
-            ("/route/ws/../other/", None, Target::Bad("bad_path")),
-            ("/route/ws/a/%2e%2e/b", None, Target::Bad("bad_path")),
-            ("/route/ws/a/%2E%2E", None, Target::Bad("bad_path")),
-            ("/route/ws/a%2fb", None, Target::Bad("bad_path")),
-            ("/route/ws/a%5cb", None, Target::Bad("bad_path")),
-            ("/route/ws/a\\b", None, Target::Bad("bad_path")),
-            ("/route/ws/a%00", None, Target::Bad("bad_path")),
-            ("/route/ws/a%zz", None, Target::Bad("bad_path")),
-            ("/route/ws/a%2", None, Target::Bad("bad_path")),
-            ("/route/ws/./x", None, Target::Bad("bad_path")),
+            ("/route/WS/", None, Target::Bad(Reject::InvalidWorkspaceId)),
+            ("/route//x", None, Target::Bad(Reject::InvalidWorkspaceId)),
+            ("/route/", None, Target::Bad(Reject::InvalidWorkspaceId)),
+            ("/route", None, Target::Bad(Reject::InvalidWorkspaceId)),
+            (
+                "/route/a%2Fb/",
+                None,
+                Target::Bad(Reject::InvalidWorkspaceId),
+            ),
+            ("/route/ws/../other/", None, Target::Bad(Reject::BadPath)),
+            ("/route/ws/a/%2e%2e/b", None, Target::Bad(Reject::BadPath)),
+            ("/route/ws/a/%2E%2E", None, Target::Bad(Reject::BadPath)),
+            ("/route/ws/a%2fb", None, Target::Bad(Reject::BadPath)),
+            ("/route/ws/a%5cb", None, Target::Bad(Reject::BadPath)),
+            ("/route/ws/a\\b", None, Target::Bad(Reject::BadPath)),
+            ("/route/ws/a%00", None, Target::Bad(Reject::BadPath)),
+            ("/route/ws/a%zz", None, Target::Bad(Reject::BadPath)),
+            ("/route/ws/a%2", None, Target::Bad(Reject::BadPath)),
+            ("/route/ws/./x", None, Target::Bad(Reject::BadPath)),
             ("/route/ws/..x/y", None, ws("ws", "/..x/y")),
             ("/", None, Target::Other),
             ("/routes/x", None, Target::Other),

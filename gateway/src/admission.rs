@@ -1,0 +1,147 @@
+//! Whether a request gets through, and to which pod: the gateway's checks in the order
+//! they run, in one place. The order is the policy: a stranger learns nothing about
+//! which workspaces exist (authentication comes before the lookup), an owner's request
+//! to a starting workspace is told to retry, and a workspace's connection cap is taken
+//! last, only by requests that will be proxied.
+//!
+//! | step | refusal |
+//! |---|---|
+//! | the RFC 9728 document path | (answered: the document) |
+//! | `/route/<id>/…` parses | 404 not under `/route/`, 308 to add a slash, 400 bad id or path |
+//! | a route table has arrived | 503 `route_table_not_loaded` (after a short wait) |
+//! | a valid token (auth on) | 401 with the challenge |
+//! | the workspace exists | 404 `workspace_not_found` |
+//! | the caller owns it (auth on) | 403 `forbidden` |
+//! | it is Ready | 503 `workspace_not_ready` + `Retry-After` |
+//! | a connection slot is free | 503 `workspace_connection_limit` + `Retry-After` |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::http::RequestHeader;
+use shared::auth::Identity;
+use shared::auth::http::{self as auth_http, TokenSource};
+use shared::ids::WorkspaceId;
+use shared::route::Route;
+
+use crate::answer::Answer;
+use crate::auth::{self, GatewayAuth};
+use crate::limits::{ConnectionCounts, Slot};
+use crate::reject::Reject;
+use crate::routing::{self, Target};
+use crate::store::RouteStore;
+
+/// How long a request that arrives before the first route table waits for it.
+const FIRST_TABLE_WAIT: Duration = Duration::from_secs(2);
+
+/// What the checks consult.
+pub struct Gate {
+    pub store: Arc<RouteStore>,
+    pub auth: Option<GatewayAuth>,
+    pub connections: Arc<ConnectionCounts>,
+    pub max_connections_per_workspace: u32,
+    /// The listener speaks TLS (for URLs in answers).
+    pub tls: bool,
+}
+
+/// A request that gets through.
+pub struct Admitted {
+    pub route: Arc<Route>,
+    /// The path and query the workspace sees.
+    pub upstream_path: String,
+    /// Held for the life of the request (or upgraded connection).
+    pub slot: Slot,
+}
+
+/// What the checks learned, kept for the access log and the forwarded headers whether
+/// or not the request got through.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub workspace: Option<WorkspaceId>,
+    pub identity: Option<Identity>,
+    pub token_source: Option<TokenSource>,
+    /// The token was known to the verified-token cache.
+    pub cached: bool,
+    /// Why a token was refused (the access log's `auth_reason`).
+    pub auth_reason: Option<&'static str>,
+}
+
+impl Gate {
+    /// Runs the checks in order; the first that fails decides the answer.
+    pub async fn admit(&self, req: &RequestHeader, seen: &mut Seen) -> Result<Admitted, Answer> {
+        let uri = &req.uri;
+        if let Some(suffix) = uri.path().strip_prefix(auth_http::METADATA_PATH)
+            && (suffix.is_empty() || suffix.starts_with('/'))
+        {
+            let issuer = self.auth.as_ref().and_then(|a| a.verifier.issuer());
+            let resource = format!("{}{suffix}", self.origin(req));
+            return Err(Answer::Metadata(auth_http::protected_resource_metadata(
+                &resource,
+                issuer,
+                &["header", "query"],
+            )));
+        }
+        let (id, upstream) = match routing::parse(uri.path(), uri.query()) {
+            Target::Workspace { id, upstream } => (id, upstream),
+            Target::AddSlash { location } => return Err(Answer::Redirect { location }),
+            Target::Other => return Err(Answer::Reject(Reject::NotFound)),
+            Target::Bad(reject) => return Err(Answer::Reject(reject)),
+        };
+        seen.workspace = Some(id.clone());
+        if !self.store.wait_loaded(FIRST_TABLE_WAIT).await {
+            return Err(Answer::Reject(Reject::TableNotLoaded));
+        }
+        if let Some(auth) = &self.auth {
+            match auth.authenticate(&req.headers, uri.query()).await {
+                Ok((who, source, cached)) => {
+                    seen.identity = Some(who);
+                    seen.token_source = Some(source);
+                    seen.cached = cached;
+                }
+                Err(why) => {
+                    return Err(Answer::Unauthorized {
+                        why,
+                        metadata_url: format!("{}{}", self.origin(req), auth_http::METADATA_PATH),
+                    });
+                }
+            }
+        }
+        let Some(route) = self.store.load().get(&id).cloned() else {
+            return Err(Answer::Reject(Reject::WorkspaceNotFound));
+        };
+        if let Some(who) = &seen.identity
+            && !auth::owns(who, &route)
+        {
+            return Err(Answer::Reject(Reject::Forbidden));
+        }
+        // A route has an upstream only once it is Ready.
+        if route.upstream().is_none() {
+            return Err(Answer::Reject(Reject::WorkspaceNotReady));
+        }
+        let Some(slot) = self
+            .connections
+            .acquire(id.as_str(), self.max_connections_per_workspace)
+        else {
+            return Err(Answer::Reject(Reject::WorkspaceBusy));
+        };
+        let upstream_path = if self.auth.as_ref().is_some_and(|a| !a.forward_auth) {
+            auth::strip_query_token(&upstream)
+        } else {
+            upstream
+        };
+        Ok(Admitted {
+            route,
+            upstream_path,
+            slot,
+        })
+    }
+
+    /// `scheme://host` as the client addressed this gateway (for documents and links).
+    fn origin(&self, req: &RequestHeader) -> String {
+        auth_http::origin(
+            &req.headers,
+            req.uri.authority().map(|a| a.as_str()),
+            self.tls,
+        )
+    }
+}

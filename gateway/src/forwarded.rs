@@ -1,0 +1,108 @@
+//! The headers a workspace learns about its caller from the gateway. Pure: the client's
+//! own copies of these headers are dropped, then the gateway sets them, so a workspace
+//! can trust `X-Forwarded-User` and friends.
+
+use std::net::IpAddr;
+
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+
+/// Headers only the gateway may set.
+pub const RESERVED: [&str; 6] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-prefix",
+    "x-forwarded-user",
+    "forwarded",
+];
+
+/// What the gateway knows about the request it forwards.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarded<'a> {
+    pub client_ip: Option<IpAddr>,
+    pub tls: bool,
+    /// The `Host` the client sent.
+    pub host: Option<&'a HeaderValue>,
+    /// The path prefix the workspace is served under (`/route/<id>`).
+    pub prefix: Option<&'a str>,
+    /// The verified caller.
+    pub user: Option<&'a str>,
+}
+
+/// Replaces every reserved header of `up` with what `f` says.
+pub fn rewrite(up: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
+    for h in RESERVED {
+        up.remove_header(h);
+    }
+    if let Some(ip) = f.client_ip {
+        up.insert_header("x-forwarded-for", ip.to_string())?;
+    }
+    up.insert_header("x-forwarded-proto", if f.tls { "https" } else { "http" })?;
+    if let Some(user) = f.user {
+        up.insert_header("x-forwarded-user", user)?;
+    }
+    if let Some(host) = f.host {
+        up.insert_header("x-forwarded-host", host.clone())?;
+    }
+    if let Some(prefix) = f.prefix {
+        up.insert_header("x-forwarded-prefix", prefix)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(r: &'a RequestHeader, name: &str) -> Vec<&'a str> {
+        r.headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    }
+
+    #[test]
+    fn client_copies_are_replaced_by_the_gateways() {
+        let mut up = RequestHeader::build("GET", b"/x", None).expect("request");
+        for (k, v) in [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-user", "admin"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-other", "kept"),
+        ] {
+            up.append_header(k, v).expect("header");
+        }
+        let host = HeaderValue::from_static("gw.test:8080");
+        rewrite(
+            &mut up,
+            &Forwarded {
+                client_ip: Some([10, 0, 0, 7].into()),
+                tls: true,
+                host: Some(&host),
+                prefix: Some("/route/ws"),
+                user: Some("alice"),
+            },
+        )
+        .expect("rewrite");
+        assert_eq!(header(&up, "x-forwarded-for"), ["10.0.0.7"]);
+        assert_eq!(header(&up, "x-forwarded-user"), ["alice"]);
+        assert_eq!(header(&up, "x-forwarded-proto"), ["https"]);
+        assert_eq!(header(&up, "x-forwarded-host"), ["gw.test:8080"]);
+        assert_eq!(header(&up, "x-forwarded-prefix"), ["/route/ws"]);
+        assert!(header(&up, "forwarded").is_empty());
+        assert_eq!(header(&up, "x-other"), ["kept"]);
+
+        let mut anonymous = RequestHeader::build("GET", b"/x", None).expect("request");
+        anonymous
+            .append_header("x-forwarded-user", "admin")
+            .expect("header");
+        rewrite(&mut anonymous, &Forwarded::default()).expect("rewrite");
+        assert!(
+            header(&anonymous, "x-forwarded-user").is_empty(),
+            "no verified user, no user header"
+        );
+    }
+}
