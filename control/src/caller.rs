@@ -1,34 +1,64 @@
-//! Who is calling a tool. Identity comes only from the transport: over HTTP with auth
-//! on, the token the middleware verified; the original's `jwtPayload` argument is never
-//! trusted then (it let any caller claim any identity).
+//! Who is calling a tool, and in which role. Identity comes only from the transport:
+//! over HTTP with auth on, the token the middleware verified; over stdio, the operator
+//! who started the process. The original's `jwtPayload` argument is never trusted when
+//! auth is on (it let any caller claim any identity).
 
 use k8s_openapi::api::core::v1::Pod;
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
 use shared::auth::Identity;
-use shared::names;
 
 use crate::context::Context;
+pub use crate::routes::owner_of;
+
+/// What a caller may do (`policy.rs` says what each role reaches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything the server's Kubernetes identity can do, in every namespace it may use.
+    Admin,
+    /// Only what they own, in the workspace namespace.
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// Auth is off: anyone may do anything; `jwtPayload.sub` may name an owner
+    /// Auth is off: one tenant, an administrator; `jwtPayload.sub` may name an owner
     /// (the original's behaviour, harmless without auth).
     Anyone { claimed_sub: Option<String> },
-    /// Auth is on but the call came over stdio: the local operator who started the
-    /// process, unrestricted and with no identity of their own.
+    /// The stdio transport: the local operator who started the process, an
+    /// administrator with no identity of their own.
     Operator,
-    /// Auth is on: this verified identity, restricted to its own workspaces.
-    User(Identity),
+    /// A verified identity (HTTP with auth on), and its role.
+    Verified { identity: Identity, role: Role },
+}
+
+/// Whether a tool call arrived over stdio or HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Stdio,
+    Http,
 }
 
 impl Caller {
     /// The caller of one tool call.
     pub fn of(
         ctx: &Context,
+        transport: Transport,
         rc: &RequestContext<RoleServer>,
         jwt_payload: Option<&serde_json::Value>,
     ) -> Caller {
+        if transport == Transport::Stdio {
+            return Caller::Operator;
+        }
         if ctx.auth.is_none() {
             let claimed_sub = jwt_payload
                 .and_then(|p| p.get("sub"))
@@ -39,16 +69,32 @@ impl Caller {
                 });
             return Caller::Anyone { claimed_sub };
         }
-        let verified = rc
+        // With auth on the HTTP middleware refuses requests without a valid token, so
+        // the identity is there; were it ever missing, the caller would get nothing
+        // beyond a user's reach under an empty subject that owns nothing.
+        let identity = rc
             .extensions
             .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<Identity>())
-            .cloned();
-        match verified {
-            Some(id) => Caller::User(id),
-            // Over HTTP the middleware refuses requests without a valid token, so
-            // a missing identity means the stdio transport.
-            None => Caller::Operator,
+            .cloned()
+            .unwrap_or_else(|| Identity::user("", 0));
+        Caller::verified(ctx, identity)
+    }
+
+    /// A verified identity in the role the configuration gives it.
+    pub fn verified(ctx: &Context, identity: Identity) -> Caller {
+        let admin = !identity.sub.is_empty()
+            && (identity.admin_claim || ctx.admin_subjects.contains(&*identity.sub));
+        Caller::Verified {
+            role: if admin { Role::Admin } else { Role::User },
+            identity,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        match self {
+            Caller::Anyone { .. } | Caller::Operator => Role::Admin,
+            Caller::Verified { role, .. } => *role,
         }
     }
 
@@ -57,42 +103,38 @@ impl Caller {
         match self {
             Caller::Anyone { claimed_sub } => claimed_sub.as_deref(),
             Caller::Operator => None,
-            Caller::User(id) => Some(&id.sub),
+            Caller::Verified { identity, .. } => Some(&identity.sub),
         }
     }
 
-    /// The identity whose workspaces alone this caller may see and touch.
+    /// The subject whose pods alone this caller may see and touch (`None`: an
+    /// administrator, who reaches everything).
     pub fn restricted_to(&self) -> Option<&str> {
         match self {
-            Caller::User(id) => Some(&id.sub),
+            Caller::Verified {
+                identity,
+                role: Role::User,
+            } => Some(&identity.sub),
             _ => None,
         }
     }
 
-    /// Whether this caller may see and act on this pod: everyone may with auth off or
-    /// over stdio; a user only on their own workspace pods (pods that are not
-    /// workspaces are the operators' business and stay visible, as in the original).
-    pub fn may_access(&self, pod: &Pod) -> bool {
-        let Some(sub) = self.restricted_to() else {
-            return true;
-        };
-        let meta = &pod.metadata;
-        let is_workspace = meta
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(names::TYPE_LABEL))
-            .is_some_and(|t| t == names::TYPE_WORKSPACE);
-        !is_workspace || owner_of(pod) == Some(sub)
+    /// The subject, for logs and answers ("signed in as").
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Caller::Verified { identity, .. } => Some(&identity.sub),
+            _ => None,
+        }
     }
-}
 
-/// A workspace pod's owner: the exact subject in the annotation.
-pub fn owner_of(pod: &Pod) -> Option<&str> {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(names::USER_SUB_ANNOTATION))
-        .map(String::as_str)
+    /// Whether this caller may see and act on this pod: administrators on any; a user
+    /// only on pods they own (the exact subject in the owner annotation).
+    pub fn may_access(&self, pod: &Pod) -> bool {
+        match self.restricted_to() {
+            None => true,
+            Some(sub) => !sub.is_empty() && owner_of(pod) == Some(sub),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -104,15 +146,19 @@ mod tests {
         serde_json::from_value(
             json!({"metadata": {"name": "p", "labels": labels, "annotations": annotations}}),
         )
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a pod")
     }
 
     #[test]
-    fn users_see_only_their_own_workspaces() {
-        let alice = Caller::User(Identity {
-            sub: "alice".into(),
-            expires_at: u64::MAX,
-        });
+    fn users_reach_only_what_they_own_and_admins_everything() {
+        let alice = Caller::Verified {
+            identity: Identity::user("alice", u64::MAX),
+            role: Role::User,
+        };
+        let root = Caller::Verified {
+            identity: Identity::user("root", u64::MAX),
+            role: Role::Admin,
+        };
         let ws = |owner: &str| {
             pod(
                 json!({"nogoo9/type": "workspace"}),
@@ -123,12 +169,29 @@ mod tests {
         assert!(!alice.may_access(&ws("bob")));
         assert!(!alice.may_access(&pod(json!({"nogoo9/type": "workspace"}), json!({}))));
         assert!(
-            alice.may_access(&pod(json!({"app": "x"}), json!({}))),
-            "plain pods stay visible"
+            !alice.may_access(&pod(json!({"app": "x"}), json!({}))),
+            "pods nobody owns are the administrators'"
         );
-        assert!(Caller::Operator.may_access(&ws("bob")));
-        assert!(Caller::Anyone { claimed_sub: None }.may_access(&ws("bob")));
+        assert!(alice.may_access(&pod(
+            json!({"app": "x"}),
+            json!({"nogoo9/user-sub": "alice"})
+        )));
+        for admin in [
+            &root,
+            &Caller::Operator,
+            &Caller::Anyone { claimed_sub: None },
+        ] {
+            assert!(admin.may_access(&ws("bob")));
+            assert_eq!(admin.role(), Role::Admin);
+            assert_eq!(admin.restricted_to(), None);
+        }
+        let nobody = Caller::Verified {
+            identity: Identity::user("", 0),
+            role: Role::User,
+        };
+        assert!(!nobody.may_access(&pod(json!({}), json!({"nogoo9/user-sub": ""}))));
         assert_eq!(alice.owner(), Some("alice"));
+        assert_eq!(root.owner(), Some("root"));
         assert_eq!(Caller::Operator.owner(), None);
         assert_eq!(
             Caller::Anyone {

@@ -161,6 +161,27 @@ pub struct Args {
     /// Seconds between writes of gateway-reported activity to pods (`nogoo9/last-activity`).
     #[arg(long, env = "ACTIVITY_ANNOTATE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub activity_annotate_seconds: u64,
+    /// Namespace users' workspaces (and every pod a user creates) live in; default:
+    /// --namespace. Keep it apart from control's own namespace in a cluster.
+    #[arg(long, env = "WORKSPACE_NAMESPACE")]
+    pub workspace_namespace: Option<String>,
+    /// The only ServiceAccount a user's pod may run as (its token is never mounted).
+    #[arg(long, env = "WORKSPACE_SERVICE_ACCOUNT", default_value = "default")]
+    pub workspace_service_account: String,
+    /// Verified identities (`sub`) that are administrators, comma-separated.
+    #[arg(long, env = "ADMIN_SUBJECTS", value_delimiter = ',')]
+    pub admin_subjects: Vec<String>,
+    /// Where in a token a group or role claim is (e.g. `$.groups`); a token whose claim
+    /// is --admin-claim-value (or a list containing it) is an administrator's.
+    #[arg(long, env = "AUTH_ADMIN_JSONPATH")]
+    pub admin_claim_jsonpath: Option<String>,
+    /// The claim value that makes a token an administrator's (with --admin-claim-jsonpath).
+    #[arg(long, env = "AUTH_ADMIN_VALUE")]
+    pub admin_claim_value: Option<String>,
+    /// This server's public URL (e.g. `https://mcp.example.com`), used in the RFC 9728
+    /// document and 401 challenges instead of the request's Host header.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub auth: shared::auth::AuthArgs,
 }
@@ -355,6 +376,14 @@ pub struct ControlConfig {
     pub activity_annotate_every: Duration,
     /// Token verification for the HTTP transport (`None`: auth off).
     pub auth: Option<Arc<shared::auth::Verifier>>,
+    /// Where users' workspaces and pods live.
+    pub workspace_namespace: String,
+    /// The only ServiceAccount users' pods may name.
+    pub workspace_service_account: String,
+    /// Verified subjects that are administrators (besides tokens with the admin claim).
+    pub admin_subjects: std::collections::BTreeSet<String>,
+    /// This server's public URL, for documents and challenges (else the checked Host).
+    pub public_url: Option<String>,
 }
 
 impl ControlConfig {
@@ -377,6 +406,10 @@ impl ControlConfig {
             tls: None,
             activity_annotate_every: Duration::from_secs(30),
             auth: None,
+            workspace_namespace: namespace.to_string(),
+            workspace_service_account: "default".into(),
+            admin_subjects: Default::default(),
+            public_url: None,
         }
     }
 
@@ -420,13 +453,67 @@ impl ControlConfig {
                 )));
             }
         }
+        let workspace_namespace = args
+            .workspace_namespace
+            .clone()
+            .unwrap_or_else(|| args.namespace.clone());
+        if args.workspace_namespace.is_some()
+            && shared::ids::WorkspaceId::parse(&workspace_namespace).is_err()
+        {
+            check(Err(format!(
+                "--workspace-namespace {workspace_namespace:?} is not a valid namespace name (a DNS label)"
+            )));
+        } else if args.mode == Mode::Namespaced && workspace_namespace != args.namespace {
+            check(Err(format!(
+                "--workspace-namespace {workspace_namespace:?} must be --namespace {:?} in namespaced mode (the only namespace this server works in)",
+                args.namespace
+            )));
+        }
+        if let Some(why) = shared::k8s_names::dns_subdomain_problem(&args.workspace_service_account)
+        {
+            check(Err(format!(
+                "--workspace-service-account {:?} is not a valid name: {why}",
+                args.workspace_service_account
+            )));
+        }
+        if let Some(url) = &args.public_url
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(['?', '#', '"', ' ', '\\']))
+        {
+            check(Err(format!(
+                "--public-url {url:?} must be an http(s):// URL without query or fragment"
+            )));
+        }
+        let admin_claim = match (&args.admin_claim_jsonpath, &args.admin_claim_value) {
+            (None, None) => Ok(None),
+            (Some(path), Some(value)) if !value.is_empty() => {
+                shared::auth::ClaimPath::parse_setting(path, "--admin-claim-jsonpath (AUTH_ADMIN_JSONPATH)")
+                    .map(|path| {
+                        Some(shared::auth::AdminClaim {
+                            path,
+                            value: value.clone(),
+                        })
+                    })
+            }
+            _ => Err(
+                "--admin-claim-jsonpath (AUTH_ADMIN_JSONPATH) and --admin-claim-value (AUTH_ADMIN_VALUE) go together"
+                    .to_string(),
+            ),
+        };
+        let admin_claim = match admin_claim {
+            Ok(a) => a,
+            Err(e) => {
+                check(Err(e));
+                None
+            }
+        };
         let base_url = normalize_base_url(args.base_url.as_deref().unwrap_or_default());
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => crate::tls::server_config(cert, key).map(Some),
             _ => Ok(None),
         };
         let cors = Cors::parse(&args.cors_origin, &args.cors_methods, &args.cors_headers);
-        let auth = args.auth.build();
+        let auth = args.auth.build_with(admin_claim);
         let (base_url, tls, cors, auth) = match (base_url, tls, cors, auth) {
             (Ok(b), Ok(t), Ok(c), Ok(a)) if problems.is_empty() => (b, t, c, a),
             (b, t, c, a) => {
@@ -474,6 +561,18 @@ impl ControlConfig {
             tls: tls.map(Arc::new),
             activity_annotate_every: Duration::from_secs(args.activity_annotate_seconds),
             auth,
+            workspace_namespace,
+            workspace_service_account: args.workspace_service_account.clone(),
+            admin_subjects: args
+                .admin_subjects
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            public_url: args
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_string()),
         })
     }
 }

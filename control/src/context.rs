@@ -33,6 +33,16 @@ pub struct Context {
     /// `UI_ENABLED`: the `ui://nogoo9/app` resource is listed and readable.
     pub ui_enabled: bool,
     pub metrics: Arc<crate::metrics::ControlMetrics>,
+    /// Where users' workspaces and pods live.
+    pub workspace_namespace: String,
+    /// The only ServiceAccount users' pods may name.
+    pub workspace_service_account: String,
+    /// Verified subjects that are administrators.
+    pub admin_subjects: Arc<std::collections::BTreeSet<String>>,
+    /// This server's public URL (documents and challenges).
+    pub public_url: Option<String>,
+    /// Which pod holds each workspace id (from the watch; `None` for a library user).
+    pub workspaces: Option<crate::claims::Workspaces>,
 }
 
 impl Context {
@@ -41,6 +51,11 @@ impl Context {
     pub fn new(client: kube::Client, namespace: String, mode: Mode) -> Self {
         Context {
             client,
+            workspace_namespace: namespace.clone(),
+            workspace_service_account: "default".into(),
+            admin_subjects: Arc::default(),
+            public_url: None,
+            workspaces: None,
             namespace,
             mode,
             publisher: None,
@@ -70,23 +85,21 @@ impl Context {
         ctx.read_only = config.read_only;
         ctx.ui_enabled = config.http.ui_enabled;
         ctx.auth = config.auth.clone();
+        ctx.workspace_namespace = config.workspace_namespace.clone();
+        ctx.workspace_service_account = config.workspace_service_account.clone();
+        ctx.admin_subjects = Arc::new(config.admin_subjects.clone());
+        ctx.public_url = config.public_url.clone();
         ctx
     }
 
-    /// Serializes spawns of one workspace id (in this process).
-    pub async fn spawn_lock(
-        &self,
-        namespace: &str,
-        id: &WorkspaceId,
-    ) -> tokio::sync::OwnedMutexGuard<()> {
+    /// Serializes spawns of one workspace id in this process (ids are global; across
+    /// replicas, the id's claim decides).
+    pub async fn spawn_lock(&self, id: &WorkspaceId) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self.spawn_locks.lock().unwrap_or_else(|p| p.into_inner());
             // Forget locks nobody holds, so the map stays as small as the spawns in flight.
             locks.retain(|_, l| Arc::strong_count(l) > 1);
-            locks
-                .entry(format!("{namespace}/{id}"))
-                .or_default()
-                .clone()
+            locks.entry(id.to_string()).or_default().clone()
         };
         lock.lock_owned().await
     }

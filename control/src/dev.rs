@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -44,8 +47,8 @@ pub fn demo_template() -> ConfigMap {
                 "nogoo9/required-context": "PROJECT_NAME,REPO_URL",
                 "nogoo9/iam-role-arn": "arn:aws:iam::123456789012:role/workspace-s3-access",
                 "nogoo9/init-image": "alpine/git",
-                "nogoo9/init-command": "git clone $REPO_URL /workspace/$PROJECT_NAME",
-                "nogoo9/pre-stop-command": "aws s3 sync /workspace s3://my-workspace-backups/$PROJECT_NAME",
+                "nogoo9/init-command": "git clone -- \"$REPO_URL\" \"/workspace/$PROJECT_NAME\"",
+                "nogoo9/pre-stop-command": "aws s3 sync /workspace \"s3://my-workspace-backups/$NOGOO9_OWNER/$PROJECT_NAME\"",
                 "nogoo9/default-grace-period": "120"
             }
         },
@@ -57,6 +60,15 @@ pub fn demo_template() -> ConfigMap {
 /// The identity the dev token is for (and the demo workspace's owner).
 pub const DEV_USER: &str = "dev";
 const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
+
+/// A new file only its owner can read or write.
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
 
 /// 32 random bytes, hex: a fresh HS256 secret for this run.
 fn random_secret() -> anyhow::Result<String> {
@@ -94,13 +106,16 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::Builder::new()
         .prefix("nocrd9-dev-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .context("creating the dev directory")?;
+    // Only this user reads the kubeconfig (the simulated cluster's admin) and the logs.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
     let sim = Sim::start(SimConfig::for_tests())
         .await
         .context("starting the simulated cluster")?;
     let kubeconfig = dir.path().join("kubeconfig.yaml");
-    std::fs::write(&kubeconfig, sim.kubeconfig())?;
+    private_file(&kubeconfig)?.write_all(sim.kubeconfig().as_bytes())?;
     let client = sim.client().await?;
     Api::<ConfigMap>::namespaced(client.clone(), "default")
         .create(&PostParams::default(), &demo_template())
@@ -123,10 +138,10 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         &shared::auth::mint::claims_for(DEV_USER, DEV_TOKEN_TTL_SECS),
     )
     .context("minting the dev token")?;
-    let dev_user = crate::caller::Caller::User(shared::auth::Identity {
-        sub: DEV_USER.into(),
-        expires_at: u64::MAX,
-    });
+    let dev_user = crate::caller::Caller::Verified {
+        identity: shared::auth::Identity::user(DEV_USER, u64::MAX),
+        role: crate::caller::Role::Admin,
+    };
     let socket = dir.path().join("control.sock");
     let mut config = ControlConfig::local("default", socket.clone());
     config.listen = SocketAddr::from(([127, 0, 0, 1], dev.port));
@@ -134,6 +149,8 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
     config.auth = shared::auth::AuthArgs::hs256(&secret)
         .build()
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+    // The dev user administers this local system; every other token is a user's.
+    config.admin_subjects = [DEV_USER.to_string()].into();
     let control = Control::start(&config, client).await?;
     let mcp_addr = control
         .http_addr
@@ -154,7 +171,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         .env("AUTH_ENABLED", "true")
         .env("JWT_SECRET", &secret)
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&gateway_log)?)
+        .stderr(private_file(&gateway_log)?)
         .kill_on_drop(true)
         .spawn()
         .context("starting nocrd9-gateway")?;
@@ -219,11 +236,19 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
     } else {
         "a new secret each run"
     };
-    println!("  auth:              on; user {DEV_USER:?}, token valid 24 h ({secret_source}):");
+    println!(
+        "  auth:              on; user {DEV_USER:?} (an administrator), token valid 24 h ({secret_source}):"
+    );
     println!("  token:             {token}");
+    println!(
+        "  note:              pods with image `local` run as processes on this host, as you; only administrators may create them"
+    );
+    println!(
+        "  files:             {} (mode 0700: kubeconfig, gateway log)",
+        dir.path().display()
+    );
     println!("try:");
     println!("  curl -H 'Authorization: Bearer {token}' {url}hello");
-    use std::io::Write as _;
     let _ = std::io::stdout().flush();
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -5,10 +5,9 @@
 //! error, and the result is validated, checked against Pod Security, and may not carry
 //! the spawner's `nogoo9/` keys.
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
 use serde_json::{Map, Value};
 
+use crate::caller::Caller;
 use crate::context::Context;
 use crate::outcome::{Outcome, ToolError};
 use crate::templates;
@@ -83,18 +82,15 @@ pub fn merge(
 /// `create_pod_from_template`: the template's spec with the overrides merged in.
 pub async fn create(
     ctx: &Context,
+    who: &Caller,
     template_ref: &str,
     namespace: Option<&str>,
     name: &str,
     top_level_overrides: Option<&Map<String, Value>>,
     container_overrides: &[Map<String, Value>],
 ) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(namespace)?;
-    let (tns, tname) = templates::parse_ref(template_ref, &ctx.namespace);
-    let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &tns)
-        .get(&tname)
-        .await?;
-    templates::from_config_map(&cm).map_err(|e| ToolError::bad_input(e.to_string()))?;
+    let ns = crate::policy::pod_namespace(ctx, who, namespace)?;
+    let (cm, _) = crate::template_reads::fetch(ctx, who, template_ref).await?;
     let raw = cm
         .data
         .as_ref()
@@ -111,6 +107,7 @@ pub async fn create(
         .map_err(|e| ToolError::bad_input(e.to_string()))?;
     crate::pod_writes::create_checked(
         ctx,
+        who,
         &ns,
         name,
         parsed.labels,

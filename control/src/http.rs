@@ -39,6 +39,17 @@ fn cors_layer(cors: &Cors) -> CorsLayer {
 struct AuthState {
     verifier: Arc<Verifier>,
     metrics: Arc<ControlMetrics>,
+    /// `--public-url`: what documents and challenges name instead of the Host header.
+    public_url: Option<String>,
+}
+
+/// `scheme://host` for documents and challenges: `--public-url` when set, else the
+/// request's Host if it is a well-formed host (anything else becomes `localhost`).
+fn origin_of(public_url: Option<&str>, headers: &HeaderMap) -> String {
+    match public_url {
+        Some(url) => url.to_string(),
+        None => auth_http::origin(headers, None, false),
+    }
 }
 
 pub fn router(
@@ -49,6 +60,7 @@ pub fn router(
 ) -> Router {
     let auth = ctx.auth.clone();
     let metrics = ctx.metrics.clone();
+    let public_url = ctx.public_url.clone();
     let publisher = ctx.publisher.clone();
     let issuer = auth.as_ref().and_then(|v| v.issuer().map(str::to_string));
     let mut config =
@@ -65,7 +77,12 @@ pub fn router(
         );
     }
     let mcp = StreamableHttpService::new(
-        move || Ok(NoCrdServer::new(ctx.clone())),
+        move || {
+            Ok(NoCrdServer::new(
+                ctx.clone(),
+                crate::caller::Transport::Http,
+            ))
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     );
@@ -74,19 +91,28 @@ pub fn router(
         let state = AuthState {
             verifier,
             metrics: metrics.clone(),
+            public_url: public_url.clone(),
         };
-        mcp = mcp.layer(middleware::from_fn_with_state(state, require_token));
+        // Outermost first: the token check, then the session's owner, then rmcp.
+        mcp = mcp
+            .layer(middleware::from_fn_with_state(
+                crate::sessions::SessionOwners::default(),
+                crate::sessions::bind,
+            ))
+            .layer(middleware::from_fn_with_state(state, require_token));
     }
     let base = opts.base_url.clone();
+    let doc_origin = public_url.clone();
     let metadata = move |uri: Uri, headers: HeaderMap| {
         let issuer = issuer.clone();
+        let origin = origin_of(doc_origin.as_deref(), &headers);
         async move {
             let suffix = uri
                 .path()
                 .split_once(auth_http::METADATA_PATH)
                 .map_or("", |(_, s)| s);
             let doc = auth_http::protected_resource_metadata(
-                &format!("{}{suffix}", auth_http::origin(&headers, None, false)),
+                &format!("{origin}{suffix}"),
                 issuer.as_deref(),
                 &["header", "query"],
             );
@@ -163,17 +189,13 @@ async fn require_token(State(state): State<AuthState>, mut req: Request, next: N
         }
         Err(why) => {
             state.metrics.record_auth_failure(why.code());
-            unauthorized(req.headers(), &why)
+            unauthorized(&origin_of(state.public_url.as_deref(), req.headers()), &why)
         }
     }
 }
 
-fn unauthorized(headers: &HeaderMap, why: &AuthError) -> Response {
-    let url = format!(
-        "{}{}",
-        auth_http::origin(headers, None, false),
-        auth_http::METADATA_PATH
-    );
+fn unauthorized(origin: &str, why: &AuthError) -> Response {
+    let url = format!("{origin}{}", auth_http::METADATA_PATH);
     let body = serde_json::json!({"error": "unauthorized", "reason": why.code(), "message": why.to_string()});
     let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     let h = resp.headers_mut();

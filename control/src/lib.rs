@@ -31,6 +31,7 @@
 
 pub mod activity;
 pub mod caller;
+pub mod claims;
 pub mod config;
 pub mod context;
 #[cfg(feature = "dev")]
@@ -44,12 +45,16 @@ pub mod permissions;
 pub mod pod_security;
 pub mod pod_writes;
 pub mod pods;
+pub mod policy;
 pub mod progress;
 pub mod publish;
 pub mod registry;
 pub mod routes;
 pub mod run;
+pub mod sessions;
+pub mod spawn_wait;
 pub mod spawner;
+pub mod template_reads;
 pub mod template_writes;
 pub mod templates;
 #[cfg(feature = "testkit")]
@@ -57,5 +62,6 @@ pub mod testkit;
 pub mod tls;
 pub mod tools;
 pub mod ui;
+pub mod valid;
 pub mod watch;
 pub mod workspaces;

@@ -2,7 +2,17 @@
 //! arrive through a tool. Pure: every violation names the field, as the admission
 //! controller does. <https://kubernetes.io/docs/concepts/security/pod-security-standards/>
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Container, PodSpec, SecurityContext};
+
+/// The annotations that set a container's AppArmor profile (before the field existed).
+const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+/// AppArmor profiles `baseline` allows (unset is allowed too).
+fn apparmor_ok(value: &str) -> bool {
+    value == "runtime/default" || value.starts_with("localhost/")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Level {
@@ -91,8 +101,12 @@ fn containers(spec: &PodSpec) -> impl Iterator<Item = (String, &Container)> {
     init.chain(main)
 }
 
-/// Every violation of `level` in `spec` (none for `privileged`).
-pub fn check(spec: &PodSpec, level: Level) -> Vec<Violation> {
+/// Every violation of `level` in a pod's `spec` and `annotations` (none for `privileged`).
+pub fn check(
+    spec: &PodSpec,
+    annotations: &BTreeMap<String, String>,
+    level: Level,
+) -> Vec<Violation> {
     let mut out = Vec::new();
     if level == Level::Privileged {
         return out;
@@ -125,7 +139,34 @@ pub fn check(spec: &PodSpec, level: Level) -> Vec<Violation> {
             );
         }
     }
+    for (key, value) in annotations {
+        if key.starts_with(APPARMOR_ANNOTATION_PREFIX) && !apparmor_ok(value) {
+            v(
+                format!("metadata.annotations[{key}]"),
+                "only the runtime/default and localhost/* AppArmor profiles are allowed",
+            );
+        }
+    }
     let pod_sc = spec.security_context.as_ref();
+    if pod_sc
+        .and_then(|s| s.app_armor_profile.as_ref())
+        .is_some_and(|p| p.type_ == "Unconfined")
+    {
+        v(
+            "spec.securityContext.appArmorProfile.type".into(),
+            "Unconfined AppArmor profiles are forbidden",
+        );
+    }
+    if pod_sc
+        .and_then(|s| s.windows_options.as_ref())
+        .and_then(|w| w.host_process)
+        == Some(true)
+    {
+        v(
+            "spec.securityContext.windowsOptions.hostProcess".into(),
+            "Windows host processes are forbidden",
+        );
+    }
     if let Some(sysctls) = pod_sc.and_then(|s| s.sysctls.as_ref()) {
         for (i, s) in sysctls.iter().enumerate() {
             if !SAFE_SYSCTLS.contains(&s.name.as_str()) {
@@ -164,6 +205,16 @@ pub fn check(spec: &PodSpec, level: Level) -> Vec<Violation> {
             v(
                 format!("{path}.securityContext.privileged"),
                 "privileged containers are forbidden",
+            );
+        }
+        if sc
+            .and_then(|s| s.windows_options.as_ref())
+            .and_then(|w| w.host_process)
+            == Some(true)
+        {
+            v(
+                format!("{path}.securityContext.windowsOptions.hostProcess"),
+                "Windows host processes are forbidden",
             );
         }
         if sc
@@ -335,8 +386,8 @@ mod tests {
         let s = spec(
             json!({"containers": [{"name": "w", "image": "node:20-alpine"}], "volumes": [{"name": "v", "emptyDir": {}}]}),
         );
-        assert!(check(&s, Level::Baseline).is_empty());
-        let r = check(&s, Level::Restricted);
+        assert!(check(&s, &BTreeMap::new(), Level::Baseline).is_empty());
+        let r = check(&s, &BTreeMap::new(), Level::Restricted);
         assert_eq!(
             fields(&r),
             [
@@ -358,7 +409,7 @@ mod tests {
             "containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 80, "hostPort": 80}],
                             "securityContext": {"capabilities": {"add": ["NET_ADMIN", "CHOWN"]}, "seccompProfile": {"type": "Unconfined"}}}]
         }));
-        let v = check(&s, Level::Baseline);
+        let v = check(&s, &BTreeMap::new(), Level::Baseline);
         assert_eq!(
             fields(&v),
             [
@@ -372,7 +423,7 @@ mod tests {
                 "spec.containers[0].securityContext.capabilities.add[0]"
             ]
         );
-        assert!(check(&s, Level::Privileged).is_empty());
+        assert!(check(&s, &BTreeMap::new(), Level::Privileged).is_empty());
         assert!(describe(Level::Baseline, &v).starts_with(
             "violates Pod Security \"baseline\": spec.hostNetwork: host namespaces are forbidden; "
         ));
@@ -385,16 +436,51 @@ mod tests {
             "containers": [{"name": "c", "image": "x", "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}],
             "volumes": [{"name": "v", "emptyDir": {}}]
         }));
+        let none = BTreeMap::new();
         assert!(
-            check(&s, Level::Restricted).is_empty(),
+            check(&s, &none, Level::Restricted).is_empty(),
             "{:?}",
-            check(&s, Level::Restricted)
+            check(&s, &none, Level::Restricted)
         );
         let mut bad = s.clone();
         bad.volumes = Some(vec![
             serde_json::from_value(json!({"name": "n", "nfs": {"server": "s", "path": "/"}}))
                 .unwrap_or_else(|e| panic!("{e}")),
         ]);
-        assert_eq!(fields(&check(&bad, Level::Restricted)), ["spec.volumes[0]"]);
+        assert_eq!(
+            fields(&check(&bad, &none, Level::Restricted)),
+            ["spec.volumes[0]"]
+        );
+    }
+
+    #[test]
+    fn baseline_closes_apparmor_and_host_process_at_every_level() {
+        let s = spec(json!({
+            "securityContext": {"appArmorProfile": {"type": "Unconfined"}, "windowsOptions": {"hostProcess": true}},
+            "containers": [{"name": "c", "image": "x", "securityContext": {"windowsOptions": {"hostProcess": true}}}]
+        }));
+        let annotations = BTreeMap::from([
+            (
+                "container.apparmor.security.beta.kubernetes.io/c".to_string(),
+                "unconfined".to_string(),
+            ),
+            (
+                "container.apparmor.security.beta.kubernetes.io/d".to_string(),
+                "runtime/default".to_string(),
+            ),
+            (
+                "container.apparmor.security.beta.kubernetes.io/e".to_string(),
+                "localhost/mine".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            fields(&check(&s, &annotations, Level::Baseline)),
+            [
+                "metadata.annotations[container.apparmor.security.beta.kubernetes.io/c]",
+                "spec.securityContext.appArmorProfile.type",
+                "spec.securityContext.windowsOptions.hostProcess",
+                "spec.containers[0].securityContext.windowsOptions.hostProcess"
+            ]
+        );
     }
 }

@@ -6,9 +6,12 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, LogParams};
 use serde_json::{Value, json};
 
+use shared::names;
+
 use crate::caller::Caller;
 use crate::context::Context;
 use crate::outcome::{Outcome, ToolError};
+use crate::policy;
 
 /// Rows a list returns when the caller sets no `limit`.
 pub const DEFAULT_LIST_LIMIT: u32 = 500;
@@ -43,20 +46,21 @@ fn summary(pod: &Pod) -> Value {
     })
 }
 
-/// With auth on, a user acts only on pods they may see: anyone else's workspace pod is
-/// answered exactly like a missing pod.
-pub async fn ensure_access(api: &Api<Pod>, name: &str, who: &Caller) -> Result<(), ToolError> {
-    if who.restricted_to().is_none() {
-        return Ok(());
-    }
-    let pod = api.get(name).await?;
-    if who.may_access(&pod) {
-        Ok(())
-    } else {
-        Err(ToolError {
-            code: 404,
-            message: format!("pod {name} not found or access denied"),
-        })
+/// The pod `name` in `ns` if `who` may act on it; the same answer whether it is missing
+/// or someone else's (`policy::not_found`).
+pub async fn owned_pod(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    who: &Caller,
+) -> Result<Pod, ToolError> {
+    crate::valid::object(name, "pod")?;
+    let pod = Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await?;
+    match pod {
+        Some(p) if who.may_access(&p) => Ok(p),
+        _ => Err(policy::not_found("pod", name, ns)),
     }
 }
 
@@ -71,11 +75,25 @@ pub struct PodQuery {
 
 pub async fn list_pods(ctx: &Context, query: PodQuery, who: &Caller) -> Result<Outcome, ToolError> {
     positive("limit", query.limit)?;
-    let ns = ctx.namespace_for(query.namespace.as_deref())?;
+    let ns = policy::pod_namespace(ctx, who, query.namespace.as_deref())?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let mut lp = ListParams::default().limit(query.limit.unwrap_or(DEFAULT_LIST_LIMIT));
-    if let Some(l) = &query.label_selector {
-        lp = lp.labels(l);
+    // A user's list is narrowed on the server to pods labelled as theirs (the exact
+    // check is the owner annotation, below).
+    let owner = who.restricted_to().map(|sub| {
+        format!(
+            "{}={}",
+            names::USER_SUB_LABEL,
+            crate::spawner::owner_label(sub)
+        )
+    });
+    let labels: Vec<&str> = [query.label_selector.as_deref(), owner.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    if !labels.is_empty() {
+        lp = lp.labels(&labels.join(","));
     }
     if let Some(f) = &query.field_selector {
         lp = lp.fields(f);
@@ -124,16 +142,8 @@ pub async fn get_pod(
     name: &str,
     who: &Caller,
 ) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(namespace)?;
-    let pod = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .get(name)
-        .await?;
-    if !who.may_access(&pod) {
-        return Err(ToolError {
-            code: 404,
-            message: format!("pod {name} not found or access denied"),
-        });
-    }
+    let ns = policy::pod_namespace(ctx, who, namespace)?;
+    let pod = owned_pod(ctx, &ns, name, who).await?;
     let value = serde_json::to_value(&pod).map_err(|e| ToolError {
         code: 500,
         message: e.to_string(),
@@ -151,10 +161,15 @@ pub async fn delete_pod(
     grace_period_seconds: Option<u32>,
     who: &Caller,
 ) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(namespace)?;
-    ensure_access(&Api::namespaced(ctx.client.clone(), &ns), name, who).await?;
+    let ns = policy::pod_namespace(ctx, who, namespace)?;
+    let pod = owned_pod(ctx, &ns, name, who).await?;
     let dp = DeleteParams {
         grace_period_seconds,
+        // Only the pod just checked: a pod made since under the same name is not touched.
+        preconditions: Some(kube::api::Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     Api::<Pod>::namespaced(ctx.client.clone(), &ns)
@@ -187,13 +202,15 @@ pub async fn get_pod_logs(
     positive("tailLines", query.tail_lines)?;
     positive("sinceSeconds", query.since_seconds)?;
     positive("limitBytes", query.limit_bytes)?;
-    let ns = ctx.namespace_for(namespace)?;
+    let ns = policy::pod_namespace(ctx, who, namespace)?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    ensure_access(&api, name, who).await?;
+    let pod = owned_pod(ctx, &ns, name, who).await?;
     let container = match query.container {
-        Some(c) => Some(c),
+        Some(c) => {
+            crate::valid::container(&c)?;
+            Some(c)
+        }
         None => {
-            let pod = api.get(name).await?;
             let names: Vec<String> = pod
                 .spec
                 .map(|s| s.containers.into_iter().map(|c| c.name).collect())
@@ -267,9 +284,25 @@ pub async fn list_namespaces(ctx: &Context) -> Result<Outcome, ToolError> {
     })
 }
 
-pub fn current_namespace(ctx: &Context) -> Outcome {
-    let mut text = format!("Namespace: {}\nMode: {}", ctx.namespace, ctx.mode.as_str());
-    let mut structured = json!({"namespace": ctx.namespace, "mode": ctx.mode.as_str()});
+pub fn current_namespace(ctx: &Context, who: &Caller) -> Outcome {
+    let role = who.role();
+    let namespace = match role {
+        crate::caller::Role::Admin => &ctx.namespace,
+        crate::caller::Role::User => &ctx.workspace_namespace,
+    };
+    let mut text = format!(
+        "Namespace: {namespace}\nMode: {}\nRole: {}",
+        ctx.mode.as_str(),
+        role.as_str()
+    );
+    let mut structured = json!({
+        "namespace": namespace, "mode": ctx.mode.as_str(), "role": role.as_str(),
+        "workspaceNamespace": ctx.workspace_namespace, "templateNamespace": ctx.namespace,
+    });
+    if let Some(sub) = who.subject() {
+        text.push_str(&format!("\nSigned in as: {sub}"));
+        structured["subject"] = json!(sub);
+    }
     if let Some(report) = ctx.permissions.as_ref().filter(|r| !r.disabled.is_empty()) {
         // Say why tools an agent may expect are missing.
         text.push_str(&format!(

@@ -13,6 +13,15 @@ use shared::ids::WorkspaceId;
 use shared::names;
 use shared::route::{Route, RouteState};
 
+/// A pod's owner: the exact subject in the annotation the spawner writes.
+pub fn owner_of(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::USER_SUB_ANNOTATION))
+        .map(String::as_str)
+}
+
 /// The route a pod stands for, or `None` when it is not a (live) workspace pod.
 pub fn route_for_pod(pod: &Pod, default_port: u16) -> Option<Route> {
     let meta = &pod.metadata;

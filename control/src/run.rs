@@ -37,6 +37,9 @@ impl Control {
             .unwrap_or(1);
         let publisher = Publisher::new(epoch);
         let mut ctx = Context::from_config(client.clone(), config, Some(publisher.clone()));
+        ctx.workspaces = Some(std::sync::Arc::new(std::sync::Mutex::new(
+            crate::claims::Index::new(config.default_workspace_port),
+        )));
         if let (Some(_), Transport::Stdio | Transport::Both) = (&ctx.auth, config.transport) {
             tracing::warn!(
                 "auth is on: HTTP callers need a token; stdio callers act as the local operator (unrestricted)"
@@ -84,10 +87,14 @@ impl Control {
             shutdown.clone(),
         )));
         let (synced_tx, synced) = watch::channel(false);
+        let index = ctx.workspaces.clone().unwrap_or_default();
         tasks.push(tokio::spawn(crate::watch::run(
-            pods,
-            config.default_workspace_port,
-            publisher.clone(),
+            crate::watch::WatchTargets {
+                pods,
+                claims: Api::namespaced(client.clone(), &config.namespace),
+                index,
+                publisher: publisher.clone(),
+            },
             synced_tx,
             shutdown.clone(),
         )));
@@ -171,7 +178,7 @@ pub async fn run(config: ControlConfig) -> anyhow::Result<()> {
         tracing::info!(%addr, "MCP over streamable HTTP at /mcp");
     }
     let stdio = if config.transport != Transport::Http {
-        let service = NoCrdServer::new(control.ctx.clone())
+        let service = NoCrdServer::new(control.ctx.clone(), crate::caller::Transport::Stdio)
             .serve(rmcp::transport::stdio())
             .await
             .context("starting the stdio transport")?;

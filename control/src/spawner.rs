@@ -41,10 +41,18 @@ pub struct Plan {
     pub service_account: Option<ServiceAccount>,
 }
 
+/// The env vars the spawner sets itself (from what it knows, never from context).
+pub const OWNER_ENV: &str = "NOGOO9_OWNER";
+pub const WORKSPACE_ID_ENV: &str = "NOGOO9_WORKSPACE_ID";
+/// Context keys may not start with this: the spawner's own env vars do.
+pub const RESERVED_ENV_PREFIX: &str = "NOGOO9_";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpawnError {
     #[error("Missing required context variables: {}", .0.join(", "))]
     MissingContext(Vec<String>),
+    #[error("context keys {} are reserved: the spawner sets NOGOO9_* variables itself", .0.join(", "))]
+    ReservedContext(Vec<String>),
     #[error("annotation {name} must be a whole number of seconds, got {value:?}")]
     BadAnnotation { name: &'static str, value: String },
 }
@@ -110,15 +118,30 @@ pub fn plan(input: SpawnInput<'_>) -> Result<Plan, SpawnError> {
     if !missing.is_empty() {
         return Err(SpawnError::MissingContext(missing));
     }
-    let env: Vec<EnvVar> = input
+    let reserved: Vec<String> = input
         .context
-        .iter()
-        .map(|(k, v)| EnvVar {
-            name: k.clone(),
-            value: Some(v.clone()),
-            ..Default::default()
-        })
+        .keys()
+        .filter(|k| k.to_ascii_uppercase().starts_with(RESERVED_ENV_PREFIX))
+        .cloned()
         .collect();
+    if !reserved.is_empty() {
+        return Err(SpawnError::ReservedContext(reserved));
+    }
+    let var = |name: &str, value: &str| EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        ..Default::default()
+    };
+    // The owner as a label-safe value (the subject itself when it is one), so a hook can
+    // use it in a path: per-user backup prefixes come from here, never from context.
+    let owner_value = owner_label(input.owner.unwrap_or("anonymous"));
+    let env: Vec<EnvVar> = [
+        var(OWNER_ENV, &owner_value),
+        var(WORKSPACE_ID_ENV, input.id.as_str()),
+    ]
+    .into_iter()
+    .chain(input.context.iter().map(|(k, v)| var(k, v)))
+    .collect();
     let mut spec = input.spec.pod;
     let main_mounts = spec
         .containers
@@ -177,13 +200,16 @@ pub fn plan(input: SpawnInput<'_>) -> Result<Plan, SpawnError> {
             .take()
             .unwrap_or_default()
             .into_iter()
-            .filter(|e| !input.context.contains_key(&e.name))
+            .filter(|e| {
+                !input.context.contains_key(&e.name)
+                    && e.name != OWNER_ENV
+                    && e.name != WORKSPACE_ID_ENV
+            })
             .collect();
         merged.extend(env.iter().cloned());
         main.env = (!merged.is_empty()).then_some(merged);
     }
 
-    let owner_value = owner_label(input.owner.unwrap_or("anonymous"));
     let mut labels = input.spec.labels;
     labels.insert(names::TYPE_LABEL.into(), names::TYPE_WORKSPACE.into());
     labels.insert(names::WORKSPACE_ID_LABEL.into(), input.id.to_string());

@@ -33,7 +33,7 @@ pub struct TemplateFields {
 
 fn checked_spec(ctx: &Context, spec: &Value) -> Result<String, ToolError> {
     let parsed = templates::parse_spec(spec).map_err(|e| ToolError::bad_input(e.to_string()))?;
-    let violations = pod_security::check(&parsed.pod, ctx.pod_security);
+    let violations = pod_security::check(&parsed.pod, &parsed.annotations, ctx.pod_security);
     if !violations.is_empty() {
         return Err(ToolError::bad_input(format!(
             "the template's spec {}",
@@ -72,6 +72,7 @@ pub async fn create(
     fields: TemplateFields,
 ) -> Result<Outcome, ToolError> {
     let ns = ctx.namespace_for(namespace)?;
+    crate::valid::object(name, "template")?;
     let spec = fields
         .spec
         .as_ref()
@@ -117,6 +118,7 @@ pub async fn update(
     fields: TemplateFields,
 ) -> Result<Outcome, ToolError> {
     let ns = ctx.namespace_for(namespace)?;
+    crate::valid::object(name, "template")?;
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let mut cm = existing_template(&api, name).await?;
     if let Some(spec) = &fields.spec {
@@ -139,6 +141,7 @@ pub async fn delete(
     namespace: Option<&str>,
 ) -> Result<Outcome, ToolError> {
     let ns = ctx.namespace_for(namespace)?;
+    crate::valid::object(name, "template")?;
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let cm = existing_template(&api, name).await?;
     let dp = DeleteParams {

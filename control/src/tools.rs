@@ -72,12 +72,16 @@ pub const TOOLS: &[Tool] = &[
         "delete_template",
         &[("get", "configmaps"), ("delete", "configmaps")],
     ),
+    // A spawn claims the id (a ConfigMap), reads the template, and makes the pod.
     write(
         "spawn_workspace",
         &[
+            ("get", "pods"),
             ("list", "pods"),
             ("create", "pods"),
             ("get", "configmaps"),
+            ("create", "configmaps"),
+            ("delete", "configmaps"),
             ("create", "serviceaccounts"),
             ("get", "serviceaccounts"),
             ("delete", "serviceaccounts"),
@@ -88,6 +92,8 @@ pub const TOOLS: &[Tool] = &[
         &[
             ("list", "pods"),
             ("delete", "pods"),
+            ("get", "configmaps"),
+            ("delete", "configmaps"),
             ("get", "serviceaccounts"),
             ("delete", "serviceaccounts"),
         ],
@@ -95,9 +101,17 @@ pub const TOOLS: &[Tool] = &[
     read("list_workspaces", &[("list", "pods")]),
 ];
 
-/// What the control plane needs whatever tools are enabled: the route watch, and
-/// recording gateway-reported activity on pods (`nogoo9/last-activity`).
-pub const ALWAYS_NEEDED: &[Need] = &[("list", "pods"), ("watch", "pods"), ("patch", "pods")];
+/// What the control plane needs whatever tools are enabled: the route watch over pods
+/// and id claims, releasing the claims of gone pods, and recording gateway-reported
+/// activity on pods (`nogoo9/last-activity`).
+pub const ALWAYS_NEEDED: &[Need] = &[
+    ("list", "pods"),
+    ("watch", "pods"),
+    ("patch", "pods"),
+    ("list", "configmaps"),
+    ("watch", "configmaps"),
+    ("delete", "configmaps"),
+];
 
 /// The tool named `name`.
 pub fn find(name: &str) -> Option<&'static Tool> {

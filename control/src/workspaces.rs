@@ -1,24 +1,25 @@
-//! Workspaces against the cluster: spawn (idempotent per id), stop, list, and the
-//! template tools' reads. The pure decisions live in `templates` and `spawner`.
+//! Workspaces against the cluster: spawn (idempotent per id, ids global through
+//! `claims`), stop, list. The pure decisions live in `spawner`, `templates` and
+//! `policy`; waiting for a spawned workspace in `spawn_wait`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 use shared::ids::WorkspaceId;
 use shared::names;
-use shared::route::RouteState;
 
 use crate::caller::{self, Caller};
+use crate::claims::{self, Claim};
 use crate::context::Context;
 use crate::outcome::{Outcome, ToolError};
-use crate::pod_security;
 use crate::progress::Progress;
+use crate::spawn_wait::{SPAWN_STEPS, wait_routable};
 use crate::spawner::{self, SpawnInput};
-use crate::templates::{self, Template};
+use crate::{pod_security, policy, template_reads, templates};
 
 fn workspace_selector(id: Option<&WorkspaceId>) -> String {
     let mut s = format!("{}={}", names::TYPE_LABEL, names::TYPE_WORKSPACE);
@@ -50,14 +51,6 @@ async fn find(ctx: &Context, ns: &str, id: &WorkspaceId) -> Result<Vec<Pod>, Too
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect())
-}
-
-pub async fn load_template(ctx: &Context, reference: &str) -> Result<Template, ToolError> {
-    let (ns, name) = templates::parse_ref(reference, &ctx.namespace);
-    let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-        .get(&name)
-        .await?;
-    templates::from_config_map(&cm).map_err(|e| ToolError::bad_input(e.to_string()))
 }
 
 /// What `spawn_workspace` was asked.
@@ -103,43 +96,151 @@ fn spawn_outcome(
     }
 }
 
-/// Spawns a workspace, or returns the existing one with this id. An id is unique per
-/// namespace whoever asks: someone else's workspace is neither returned nor duplicated.
-pub async fn spawn(
-    ctx: &Context,
-    req: SpawnRequest,
-    who: &Caller,
-    progress: &Progress,
-) -> Result<Outcome, ToolError> {
-    let id = parse_id(&req.id)?;
-    let ns = ctx.namespace_for(req.namespace.as_deref())?;
-    // One spawn per id at a time in this process, so two concurrent calls make one pod.
-    let _guard = ctx.spawn_lock(&ns, &id).await;
-    if let Some(pod) = find(ctx, &ns, &id).await?.into_iter().next() {
-        if !who.may_access(&pod) {
-            return Err(ToolError {
-                code: 409,
-                message: format!(
-                    "workspace id {id} is already in use in namespace {ns}; choose another id"
-                ),
-            });
-        }
-        let ready = !req.wait
-            || wait_routable(ctx, &id, &pod, req.wait_timeout, progress)
-                .await
-                .is_ok();
-        return Ok(spawn_outcome(ctx, &id, &pod, true, ready));
+/// How long a spawn that lost the race for an id waits for the winner's pod (the same
+/// owner's other call, perhaps through another replica) to appear.
+const WINNER_POD_WAIT: Duration = Duration::from_secs(10);
+
+fn taken(id: &WorkspaceId) -> ToolError {
+    ToolError::conflict(format!(
+        "workspace id {id} is already taken; choose another id"
+    ))
+}
+
+/// Whether `who` may have the workspace this claim holds (returned by a spawn, stopped).
+fn holds(who: &Caller, claim: &Claim) -> bool {
+    match who.restricted_to() {
+        None => true,
+        Some(sub) => claim.owner.as_deref() == Some(sub),
     }
+}
+
+/// The live workspace with this id that `who` may have, if there is one; `taken` if
+/// someone else holds the id. Releases a claim whose pod is gone for good.
+async fn existing(ctx: &Context, who: &Caller, id: &WorkspaceId) -> Result<Option<Pod>, ToolError> {
+    for _ in 0..3 {
+        match claims::get(&ctx.client, &ctx.namespace, id).await? {
+            Some(claim) => {
+                if !holds(who, &claim) {
+                    return Err(taken(id));
+                }
+                let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &claim.namespace);
+                let deadline = tokio::time::Instant::now() + WINNER_POD_WAIT;
+                loop {
+                    match pods.get_opt(&claim.pod).await? {
+                        Some(p) if p.metadata.deletion_timestamp.is_none() => return Ok(Some(p)),
+                        Some(_) => {
+                            return Err(ToolError::conflict(format!(
+                                "workspace {id} is stopping; spawn it again in a few seconds"
+                            )));
+                        }
+                        // A claim just made: its spawn is about to create the pod.
+                        None if claim_is_young(&claim)
+                            && tokio::time::Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        None => break,
+                    }
+                }
+                // The pod never came, or is gone: the claim is stale.
+                claims::release(&ctx.client, &ctx.namespace, &claims::release_of(&claim)).await?;
+            }
+            None => return unclaimed(ctx, who, id).await,
+        }
+    }
+    Err(taken(id))
+}
+
+fn claim_is_young(claim: &Claim) -> bool {
+    let created = claim
+        .created
+        .as_deref()
+        .and_then(|c| c.parse::<k8s_openapi::jiff::Timestamp>().ok());
+    created.is_none_or(|c| {
+        k8s_openapi::jiff::Timestamp::now()
+            .duration_since(c)
+            .as_secs()
+            < claims::CLAIM_GRACE.as_secs() as i64
+    })
+}
+
+/// A live pod with this id that no claim holds (made before claims, or with kubectl).
+async fn unclaimed(
+    ctx: &Context,
+    who: &Caller,
+    id: &WorkspaceId,
+) -> Result<Option<Pod>, ToolError> {
+    let live: Vec<(String, String)> = match &ctx.workspaces {
+        Some(index) => index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .live_pods(id)
+            .into_iter()
+            .map(|p| (p.namespace, p.name))
+            .collect(),
+        None => find(ctx, &ctx.workspace_namespace, id)
+            .await?
+            .into_iter()
+            .map(|p| {
+                (
+                    p.metadata.namespace.unwrap_or_default(),
+                    p.metadata.name.unwrap_or_default(),
+                )
+            })
+            .collect(),
+    };
+    let Some((ns, name)) = live.into_iter().next() else {
+        return Ok(None);
+    };
+    match Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&name)
+        .await?
+    {
+        Some(p) if who.may_access(&p) => Ok(Some(p)),
+        Some(_) => Err(taken(id)),
+        None => Ok(None),
+    }
+}
+
+/// The planned workspace for this request, every input checked: nothing is created yet.
+async fn plan(
+    ctx: &Context,
+    req: &SpawnRequest,
+    who: &Caller,
+    id: &WorkspaceId,
+    ns: &str,
+) -> Result<spawner::Plan, ToolError> {
     let (spec, annotations, template) = match (&req.template_ref, &req.spec) {
         (Some(r), _) => {
-            let t = load_template(ctx, r).await?;
+            let (_, t) = template_reads::fetch(ctx, who, r).await?;
             (t.spec, t.annotations, Some(t.name))
         }
-        (None, Some(spec)) => (
-            templates::parse_spec(spec).map_err(|e| ToolError::bad_input(e.to_string()))?,
-            req.annotations.clone(),
-            None,
-        ),
+        (None, Some(spec)) => {
+            let mut parsed =
+                templates::parse_spec(spec).map_err(|e| ToolError::bad_input(e.to_string()))?;
+            if who.restricted_to().is_some() {
+                policy::spec::inline_annotations(&req.annotations).map_err(ToolError::forbidden)?;
+                for (what, keys) in [
+                    ("labels", &parsed.labels),
+                    ("annotations", &parsed.annotations),
+                ] {
+                    let reserved: Vec<&str> = keys
+                        .keys()
+                        .map(String::as_str)
+                        .filter(|k| k.starts_with(crate::pod_writes::RESERVED_PREFIX))
+                        .collect();
+                    if !reserved.is_empty() {
+                        return Err(ToolError::forbidden(format!(
+                            "spec {what} {} are reserved for the workspace spawner",
+                            reserved.join(", ")
+                        )));
+                    }
+                }
+                policy::spec::restrict(&mut parsed.pod, &ctx.workspace_service_account)
+                    .map_err(ToolError::forbidden)?;
+            }
+            (parsed, req.annotations.clone(), None)
+        }
         (None, None) => {
             return Err(ToolError::bad_input(
                 "Either templateRef or spec must be provided",
@@ -147,18 +248,19 @@ pub async fn spawn(
         }
     };
     let plan = spawner::plan(SpawnInput {
-        id: &id,
-        namespace: &ns,
+        id,
+        namespace: ns,
         spec,
         annotations,
-        context: req.context,
+        context: req.context.clone(),
         owner: who.owner(),
         template: template.as_deref(),
     })
     .map_err(|e| ToolError::bad_input(e.to_string()))?;
     // The whole planned pod (the spawner's own containers included) meets the standard.
     if let Some(spec) = &plan.pod.spec {
-        let violations = pod_security::check(spec, ctx.pod_security);
+        let annotations = plan.pod.metadata.annotations.clone().unwrap_or_default();
+        let violations = pod_security::check(spec, &annotations, ctx.pod_security);
         if !violations.is_empty() {
             return Err(ToolError::bad_input(format!(
                 "the workspace pod {}",
@@ -166,50 +268,55 @@ pub async fn spawn(
             )));
         }
     }
+    Ok(plan)
+}
 
+/// Spawns a workspace, or returns the existing one with this id. Ids are global: one id
+/// is one live workspace across every namespace and replica (`claims.rs`); someone
+/// else's id is neither returned nor duplicated, and nothing is created for them.
+pub async fn spawn(
+    ctx: &Context,
+    req: SpawnRequest,
+    who: &Caller,
+    progress: &Progress,
+) -> Result<Outcome, ToolError> {
+    let id = parse_id(&req.id)?;
+    let ns = policy::workspace_namespace(ctx, who, req.namespace.as_deref())?;
+    // One spawn per id at a time in this process; across replicas, the claim decides.
+    let _guard = ctx.spawn_lock(&id).await;
+    if let Some(pod) = existing(ctx, who, &id).await? {
+        return give_existing(ctx, &req, &id, pod, progress).await;
+    }
+    let plan = plan(ctx, &req, who, &id, &ns).await?;
+    let claim = Claim {
+        id: id.clone(),
+        namespace: ns.clone(),
+        pod: plan.pod.metadata.name.clone().unwrap_or_default(),
+        owner: who.owner().map(str::to_string),
+        uid: String::new(),
+        created: None,
+    };
+    let claimed = match claims::create(&ctx.client, &ctx.namespace, &claim).await? {
+        Some(c) => c,
+        // Another call claimed the id first: the same owner gets that workspace.
+        None => {
+            return match existing(ctx, who, &id).await? {
+                Some(pod) => give_existing(ctx, &req, &id, pod, progress).await,
+                None => Err(taken(&id)),
+            };
+        }
+    };
     progress
         .report(1, SPAWN_STEPS, format!("creating workspace {id}"))
         .await;
-    let mut created_sa = false;
-    if let Some(sa) = &plan.service_account {
-        let sas: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
-        match sas.create(&PostParams::default(), sa).await {
-            Ok(_) => created_sa = true,
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                // Reuse only a service account the spawner made for this workspace id.
-                let existing = sas.get(&spawner::service_account_name(&id)).await?;
-                let labels = existing.metadata.labels.unwrap_or_default();
-                if labels.get(names::WORKSPACE_ID_LABEL) != Some(&id.to_string())
-                    || labels.get(names::MANAGED_BY_LABEL).map(String::as_str)
-                        != Some(names::MANAGED_BY_SPAWNER)
-                {
-                    return Err(ToolError {
-                        code: 409,
-                        message: format!(
-                            "ServiceAccount {} exists and does not belong to workspace {id}",
-                            spawner::service_account_name(&id)
-                        ),
-                    });
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let pod = match pods.create(&PostParams::default(), &plan.pod).await {
-        Ok(p) => p,
+    let created = create_resources(ctx, &ns, &id, &plan).await;
+    let pod = match created {
+        Ok(pod) => pod,
         Err(e) => {
-            // Nothing half-created is left behind.
-            if created_sa {
-                let sas: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
-                let _ = sas
-                    .delete(
-                        &spawner::service_account_name(&id),
-                        &DeleteParams::default(),
-                    )
-                    .await;
-            }
-            return Err(e.into());
+            // Nothing half-created is left behind, the claim included.
+            let _ =
+                claims::release(&ctx.client, &ctx.namespace, &claims::release_of(&claimed)).await;
+            return Err(e);
         }
     };
     progress
@@ -228,145 +335,72 @@ pub async fn spawn(
     Ok(spawn_outcome(ctx, &id, &pod, false, req.wait))
 }
 
-/// Waits until the pod's route is Ready in the published table and every connected
-/// gateway has applied it, so the first request to the URL succeeds.
-/// Progress steps of a spawn: created, pod running, route applied everywhere.
-const SPAWN_STEPS: u32 = 4;
-
-async fn wait_routable(
+/// The existing workspace as a spawn's answer (waiting for it too, when asked).
+async fn give_existing(
     ctx: &Context,
+    req: &SpawnRequest,
     id: &WorkspaceId,
-    pod: &Pod,
-    timeout: Duration,
+    pod: Pod,
     progress: &Progress,
-) -> Result<(), ToolError> {
-    match wait_routable_for(ctx, id, pod, timeout, progress).await {
-        Err(mut e) if e.code == 504 => {
-            // Say why, as far as the pod tells: the agent can act on "image pull failed"
-            // or "no free address", not on "not ready".
-            if let Some(why) = why_not_ready(ctx, pod).await {
-                e.message.push_str(&format!("; {why}"));
+) -> Result<Outcome, ToolError> {
+    let ready = !req.wait
+        || wait_routable(ctx, id, &pod, req.wait_timeout, progress)
+            .await
+            .is_ok();
+    Ok(spawn_outcome(ctx, id, &pod, true, ready))
+}
+
+/// The IAM service account (if planned) and the pod; on failure nothing stays.
+async fn create_resources(
+    ctx: &Context,
+    ns: &str,
+    id: &WorkspaceId,
+    plan: &spawner::Plan,
+) -> Result<Pod, ToolError> {
+    let sas: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), ns);
+    let mut created_sa = false;
+    if let Some(sa) = &plan.service_account {
+        match sas.create(&PostParams::default(), sa).await {
+            Ok(_) => created_sa = true,
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                // Reuse only a service account the spawner made for this workspace id.
+                let existing = sas.get(&spawner::service_account_name(id)).await?;
+                let labels = existing.metadata.labels.unwrap_or_default();
+                if labels.get(names::WORKSPACE_ID_LABEL) != Some(&id.to_string())
+                    || labels.get(names::MANAGED_BY_LABEL).map(String::as_str)
+                        != Some(names::MANAGED_BY_SPAWNER)
+                {
+                    return Err(ToolError::conflict(format!(
+                        "ServiceAccount {} exists and does not belong to workspace {id}",
+                        spawner::service_account_name(id)
+                    )));
+                }
             }
-            Err(e)
+            Err(e) => return Err(e.into()),
         }
-        other => other,
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    match pods.create(&PostParams::default(), &plan.pod).await {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            if created_sa {
+                let _ = sas
+                    .delete(&spawner::service_account_name(id), &DeleteParams::default())
+                    .await;
+            }
+            Err(match e {
+                kube::Error::Api(s) if s.code == 409 => ToolError::conflict(format!(
+                    "workspace {id}'s previous pod is still stopping; spawn it again in a few seconds"
+                )),
+                other => other.into(),
+            })
+        }
     }
 }
 
-/// The pod's phase and its containers' waiting or terminated reasons, in a line.
-async fn why_not_ready(ctx: &Context, pod: &Pod) -> Option<String> {
-    let ns = pod.metadata.namespace.as_deref().unwrap_or(&ctx.namespace);
-    let name = pod.metadata.name.as_deref()?;
-    let now = Api::<Pod>::namespaced(ctx.client.clone(), ns)
-        .get_opt(name)
-        .await
-        .ok()??;
-    let status = now.status?;
-    let mut parts = vec![format!(
-        "pod {name} is {}",
-        status.phase.as_deref().unwrap_or("Unknown")
-    )];
-    for c in status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(status.container_statuses.iter().flatten())
-    {
-        let state = c.state.as_ref();
-        if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
-            parts.push(format!(
-                "{}: {} {}",
-                c.name,
-                w.reason.as_deref().unwrap_or("waiting"),
-                w.message
-                    .as_deref()
-                    .map(|m| format!("({m})"))
-                    .unwrap_or_default()
-            ));
-        } else if let Some(t) = state.and_then(|s| s.terminated.as_ref())
-            && t.exit_code != 0
-        {
-            parts.push(format!(
-                "{}: exited {} {}",
-                c.name,
-                t.exit_code,
-                t.reason.as_deref().unwrap_or_default()
-            ));
-        }
-    }
-    Some(parts.join("; ").trim().to_string())
-}
-
-async fn wait_routable_for(
-    ctx: &Context,
-    id: &WorkspaceId,
-    pod: &Pod,
-    timeout: Duration,
-    progress: &Progress,
-) -> Result<(), ToolError> {
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let timed_out = || ToolError {
-        code: 504,
-        message: format!(
-            "workspace {id} was not ready within {}s (it keeps starting; call spawn_workspace again to wait more)",
-            timeout.as_secs()
-        ),
-    };
-    let Some(publisher) = &ctx.publisher else {
-        // No route publisher (a library user): wait for the pod itself to be Ready.
-        let pods: Api<Pod> = Api::namespaced(
-            ctx.client.clone(),
-            pod.metadata.namespace.as_deref().unwrap_or(&ctx.namespace),
-        );
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        loop {
-            let ready = pods.get_opt(&name).await?.is_some_and(|p| {
-                crate::routes::route_for_pod(&p, shared::names::DEFAULT_WORKSPACE_PORT)
-                    .is_some_and(|r| r.state == RouteState::Ready)
-            });
-            if ready {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(timed_out());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let mut versions = publisher.subscribe_versions();
-    let version = loop {
-        let table = publisher.table();
-        if table
-            .get(id)
-            .is_some_and(|r| r.pod_uid == uid && r.state == RouteState::Ready)
-        {
-            break table.version();
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return Err(timed_out()),
-            changed = versions.changed() => if changed.is_err() { return Err(timed_out()) },
-        }
-    };
-    let gateways = publisher.gateways().len();
-    progress
-        .report(
-            3,
-            SPAWN_STEPS,
-            format!("pod ready; waiting for {gateways} gateway(s) to apply its route"),
-        )
-        .await;
-    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    publisher
-        .wait_applied(version, left)
-        .await
-        .map_err(|_| timed_out())?;
-    progress
-        .report(4, SPAWN_STEPS, format!("workspace {id} is routable"))
-        .await;
-    Ok(())
-}
-
+/// Stops a workspace: its pod stops gracefully (pre-stop hooks run), its IAM service
+/// account goes, and its id is released. Someone else's workspace answers like a
+/// missing one.
 pub async fn stop(
     ctx: &Context,
     id: &str,
@@ -374,26 +408,32 @@ pub async fn stop(
     who: &Caller,
 ) -> Result<Outcome, ToolError> {
     let id = parse_id(id)?;
-    let ns = ctx.namespace_for(namespace)?;
-    // Someone else's workspace looks exactly like a missing one.
+    let ns = policy::workspace_namespace(ctx, who, namespace)?;
+    let claim = claims::get(&ctx.client, &ctx.namespace, &id)
+        .await?
+        .filter(|c| holds(who, c) && c.namespace == ns);
     let found: Vec<Pod> = find(ctx, &ns, &id)
         .await?
         .into_iter()
         .filter(|p| who.may_access(p))
         .collect();
-    if found.is_empty() {
-        return Err(ToolError {
-            code: 404,
-            message: format!("Workspace {id} not found or access denied"),
-        });
+    if found.is_empty() && claim.is_none() {
+        return Err(policy::not_found("workspace", id.as_str(), &ns));
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let mut names = Vec::new();
     for pod in &found {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        match pods.delete(&name, &DeleteParams::default()).await {
+        let dp = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match pods.delete(&name, &dp).await {
             Ok(_) => names.push(name),
-            Err(kube::Error::Api(s)) if s.code == 404 => names.push(name),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => names.push(name),
             Err(e) => return Err(e.into()),
         }
     }
@@ -413,6 +453,9 @@ pub async fn stop(
                 .await;
         }
     }
+    if let Some(claim) = &claim {
+        claims::release(&ctx.client, &ctx.namespace, &claims::release_of(claim)).await?;
+    }
     Ok(Outcome {
         text: format!("Stopped workspace {id} (Pod: {})", names.join(", ")),
         structured: json!({"id": id.to_string(), "status": "terminating"}),
@@ -425,7 +468,7 @@ pub async fn list(
     namespace: Option<&str>,
     who: &Caller,
 ) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(namespace)?;
+    let ns = policy::workspace_namespace(ctx, who, namespace)?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let mut selector = workspace_selector(None);
     if let Some(sub) = who.restricted_to() {
@@ -495,78 +538,5 @@ pub async fn list(
     Ok(Outcome {
         text,
         structured: json!({"workspaces": rows}),
-    })
-}
-
-pub async fn list_templates(ctx: &Context, namespace: Option<&str>) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(namespace)?;
-    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let list = cms
-        .list(&ListParams::default().labels(&format!("{}=true", names::POD_TEMPLATE_LABEL)))
-        .await?;
-    let mut rows = Vec::new();
-    let mut skipped = Vec::new();
-    for cm in &list.items {
-        match templates::from_config_map(cm) {
-            Ok(t) => rows.push(json!({
-                "name": t.name, "namespace": t.namespace, "description": t.description().unwrap_or_default(),
-                "tag": t.tag().unwrap_or_default(), "requiredContext": templates::required_context(&t.annotations),
-            })),
-            Err(e) => {
-                tracing::warn!(template = ?cm.metadata.name, error = %e, "skipping an invalid template");
-                skipped.push(json!({"name": cm.metadata.name, "error": e.to_string()}));
-            }
-        }
-    }
-    let mut text = if rows.is_empty() {
-        "(no templates)".to_string()
-    } else {
-        String::new()
-    };
-    for r in &rows {
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        text.push_str(&format!(
-            "{}\t{}",
-            r["name"].as_str().unwrap_or_default(),
-            r["description"].as_str().unwrap_or_default()
-        ));
-    }
-    for s in &skipped {
-        text.push_str(&format!(
-            "\n(skipped invalid template {}: {})",
-            s["name"].as_str().unwrap_or_default(),
-            s["error"].as_str().unwrap_or_default()
-        ));
-    }
-    Ok(Outcome {
-        text,
-        structured: json!({"templates": rows, "skipped": skipped}),
-    })
-}
-
-pub async fn get_template(
-    ctx: &Context,
-    name: &str,
-    namespace: Option<&str>,
-) -> Result<Outcome, ToolError> {
-    let ns = ctx.namespace_for(namespace)?;
-    let t = load_template(ctx, &format!("{ns}/{name}")).await?;
-    let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-        .get(name)
-        .await?;
-    let spec: Value = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get("spec"))
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or(Value::Null);
-    Ok(Outcome {
-        text: serde_json::to_string_pretty(&spec).unwrap_or_default(),
-        structured: json!({
-            "name": t.name, "namespace": t.namespace, "description": t.description().unwrap_or_default(),
-            "tag": t.tag().unwrap_or_default(), "spec": spec, "requiredContext": templates::required_context(&t.annotations),
-        }),
     })
 }

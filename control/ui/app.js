@@ -340,6 +340,7 @@ function renderWhoAmI() {
   const c = claims(token) || {};
   const who = c.sub ?? c.email ?? "unknown subject";
   el.append("Signed in as ", h("strong", {}, String(who)));
+  if (state.role) el.append(` (${state.role})`);
   if (typeof c.exp === "number") {
     const left = Math.round(c.exp - Date.now() / 1000);
     el.append(left > 0 ? ` · token expires in ${duration(left)}` : " · token expired");
@@ -370,6 +371,10 @@ async function signIn(ev) {
 function signOut() {
   store.remove(TOKEN_KEY);
   if (server.transport) server.transport.session = null;
+  // The next sign-in may be someone else: forget what this one could see and do.
+  state.role = null;
+  state.namespace = null;
+  stopTimers();
   renderWhoAmI();
   for (const id of ["workspaces-table", "templates-table", "pods-table"]) $(id).tBodies[0].replaceChildren();
   signInNeeded("");
@@ -900,8 +905,9 @@ function stopTimers() {
 async function loadNamespaces() {
   const cur = await server.call("current_namespace");
   state.mode = cur.mode;
-  state.namespace = state.namespace || cur.namespace;
+  state.role = cur.role;
   if (cur.mode === "cluster" && server.has("list_namespaces")) {
+    state.namespace = state.namespace || cur.namespace;
     const r = await server.call("list_namespaces");
     const names = r.namespaces || [cur.namespace];
     if (!names.includes(state.namespace)) names.unshift(state.namespace);
@@ -910,6 +916,9 @@ async function loadNamespaces() {
     $("namespace-field").hidden = false;
     $("namespace-fixed").hidden = true;
   } else {
+    // No picker: the server's defaults (a user's are the workspace and template
+    // namespaces the policy fixes).
+    state.namespace = "";
     $("namespace-fixed").textContent = `Namespace: ${cur.namespace}`;
     $("namespace-fixed").hidden = false;
     $("namespace-field").hidden = true;

@@ -11,7 +11,7 @@
 //! | a route table has arrived | 503 `route_table_not_loaded` (after a short wait) |
 //! | a valid token (auth on) | 401 with the challenge |
 //! | the workspace exists | 404 `workspace_not_found` |
-//! | the caller owns it (auth on) | 403 `forbidden` |
+//! | the caller owns it (auth on) | 404 `workspace_not_found`, as if missing (logged as `forbidden`) |
 //! | it is Ready | 503 `workspace_not_ready` + `Retry-After` |
 //! | a connection slot is free | 503 `workspace_connection_limit` + `Retry-After` |
 

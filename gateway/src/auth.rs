@@ -1,6 +1,6 @@
 //! Who is calling and whether they own the workspace, for the proxy. Verification is
 //! `shared::auth` (so control and gateway agree on every token); this module is the
-//! gateway's side: finding the token on a request, answering 401/403, keeping the
+//! gateway's side: finding the token on a request, deciding ownership, keeping the
 //! token away from the upstream, and the cookie that lets a browser keep using a
 //! workspace it opened with `?token=`.
 
@@ -51,11 +51,23 @@ pub fn is_page_navigation(req: &RequestHeader) -> bool {
             || header("accept").is_some_and(|a| a.contains("text/html")))
 }
 
-/// Removes the gateway's credentials from what the upstream sees: the bearer token
-/// and the token cookie (the `token` query parameter is dropped with the path).
+/// Removes the gateway's credentials from what the upstream sees: every
+/// `Authorization` value with the Bearer scheme (in any case, followed by spaces or
+/// tabs, repeated, even without a token) and the token cookie (the `token` query
+/// parameter is dropped with the path). Other schemes are the workspace's and stay.
 pub fn strip_credentials(up: &mut RequestHeader) {
-    if auth_http::bearer(&up.headers).is_some() {
+    let kept: Vec<http::HeaderValue> = up
+        .headers
+        .get_all("authorization")
+        .iter()
+        .filter(|v| !auth_http::is_bearer_scheme(v.as_bytes()))
+        .cloned()
+        .collect();
+    if up.headers.get("authorization").is_some() {
         up.remove_header("authorization");
+        for v in kept {
+            let _ = up.append_header("authorization", v);
+        }
     }
     let cookies: Vec<String> = up
         .headers
@@ -120,6 +132,28 @@ mod tests {
         );
         assert!(r.headers.get("x-other").is_some());
 
+        let mut sneaky = req(
+            "GET",
+            &[
+                ("authorization", "Bearer\tt0k"),
+                ("authorization", "BEARER  t0k"),
+                ("authorization", "bearer"),
+                ("authorization", "Basic dTpw"),
+            ],
+        );
+        strip_credentials(&mut sneaky);
+        let left: Vec<&[u8]> = sneaky
+            .headers
+            .get_all("authorization")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(
+            left,
+            [&b"Basic dTpw"[..]],
+            "every bearer shape goes, Basic stays"
+        );
+
         let mut basic = req(
             "GET",
             &[("authorization", "Basic dTpw"), ("cookie", "nocr_token=t")],
@@ -168,10 +202,7 @@ mod tests {
             owner_sub: owner.map(str::to_string),
             port_is_default: false,
         };
-        let alice = Identity {
-            sub: "alice".into(),
-            expires_at: u64::MAX,
-        };
+        let alice = Identity::user("alice", u64::MAX);
         assert!(owns(&alice, &route(Some("alice"))));
         assert!(!owns(&alice, &route(Some("bob"))));
         assert!(

@@ -30,10 +30,24 @@ pub struct Forwarded<'a> {
     pub user: Option<&'a str>,
 }
 
-/// Replaces every reserved header of `up` with what `f` says.
+/// Whether a header name is one of ours once normalised the way many servers do
+/// (case folded, `_` read as `-`: CGI, WSGI, Rack and nginx with
+/// `underscores_in_headers` all turn `X_Forwarded_User` into `X-Forwarded-User`).
+fn is_reserved(name: &str) -> bool {
+    let normalised = name.to_ascii_lowercase().replace('_', "-");
+    RESERVED.contains(&normalised.as_str())
+}
+
+/// Replaces every reserved header of `up` (and any spelling of one) with what `f` says.
 pub fn rewrite(up: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
-    for h in RESERVED {
-        up.remove_header(h);
+    let spellings: Vec<http::HeaderName> = up
+        .headers
+        .keys()
+        .filter(|k| is_reserved(k.as_str()))
+        .cloned()
+        .collect();
+    for h in spellings {
+        up.remove_header(&h);
     }
     if let Some(ip) = f.client_ip {
         up.insert_header("x-forwarded-for", ip.to_string())?;
@@ -71,7 +85,10 @@ mod tests {
             ("x-forwarded-user", "admin"),
             ("forwarded", "for=6.6.6.6"),
             ("x-forwarded-prefix", "/evil"),
+            ("x_forwarded_user", "admin"),
+            ("X_Forwarded_For", "6.6.6.6"),
             ("x-other", "kept"),
+            ("x_other", "kept too"),
         ] {
             up.append_header(k, v).expect("header");
         }
@@ -93,7 +110,13 @@ mod tests {
         assert_eq!(header(&up, "x-forwarded-host"), ["gw.test:8080"]);
         assert_eq!(header(&up, "x-forwarded-prefix"), ["/route/ws"]);
         assert!(header(&up, "forwarded").is_empty());
+        assert!(
+            header(&up, "x_forwarded_user").is_empty(),
+            "underscore spellings go too"
+        );
+        assert!(header(&up, "x_forwarded_for").is_empty());
         assert_eq!(header(&up, "x-other"), ["kept"]);
+        assert_eq!(header(&up, "x_other"), ["kept too"]);
 
         let mut anonymous = RequestHeader::build("GET", b"/x", None).expect("request");
         anonymous

@@ -143,7 +143,7 @@ impl GatewayMetrics {
         );
         GatewayMetrics {
             proxied: requests.with_label_values(&["proxied"]),
-            rejected: counters(&requests, Reject::ALL.iter().map(|r| r.code())),
+            rejected: counters(&requests, Reject::ALL.iter().map(|r| r.reason())),
             auth_failures: counters(&auth_failures, shared::auth::AuthError::CODES),
             auth_cached: auth_accepted.with_label_values(&["true"]),
             auth_verified: auth_accepted.with_label_values(&["false"]),

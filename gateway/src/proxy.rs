@@ -337,7 +337,7 @@ impl ProxyHttp for GatewayProxy {
             method = %session.req_header().method,
             workspace_id = ctx.seen.workspace.as_ref().map_or("-", |w| w.as_str()),
             status,
-            error = ctx.reject.map_or("-", Reject::code),
+            error = ctx.reject.map_or("-", Reject::reason),
             auth_reason = ctx.seen.auth_reason.unwrap_or("-"),
             upstream = %ctx.route.as_ref().and_then(|r| r.upstream()).map_or_else(|| "-".to_string(), |a| a.to_string()),
             duration_ms = elapsed.as_secs_f64() * 1000.0,

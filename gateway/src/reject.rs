@@ -1,5 +1,7 @@
-//! Our own answers (not the upstream's): a status, a stable `error` code that also goes
-//! to the access log, and a small JSON body.
+//! Our own answers (not the upstream's): a status, a stable `error` code, and a small
+//! JSON body. The access log and metrics name the real reason (`reason()`); the client
+//! is told only what it may know: someone else's workspace answers exactly like a
+//! missing one, so nobody learns which ids exist.
 
 use bytes::Bytes;
 
@@ -62,11 +64,10 @@ impl Reject {
 
     pub fn status(self) -> u16 {
         match self {
-            Reject::NotFound | Reject::WorkspaceNotFound => 404,
+            Reject::NotFound | Reject::WorkspaceNotFound | Reject::Forbidden => 404,
             Reject::WorkspaceNotReady | Reject::TableNotLoaded => 503,
             Reject::InvalidWorkspaceId | Reject::BadPath => 400,
             Reject::Unauthorized => 401,
-            Reject::Forbidden => 403,
             Reject::HeadersTooLarge => 431,
             Reject::WorkspaceBusy => 503,
             Reject::UpstreamUnavailable => 502,
@@ -75,7 +76,16 @@ impl Reject {
         }
     }
 
+    /// The code in the answer's body.
     pub fn code(self) -> &'static str {
+        match self {
+            Reject::Forbidden => Reject::WorkspaceNotFound.code(),
+            other => other.reason(),
+        }
+    }
+
+    /// What really happened, for the access log and metrics (never sent to the client).
+    pub fn reason(self) -> &'static str {
         match self {
             Reject::NotFound => "not_found",
             Reject::WorkspaceNotFound => "workspace_not_found",
@@ -110,7 +120,7 @@ impl Reject {
                 "the path contains '..', '.', an encoded slash or backslash, a NUL or a bad escape"
             }
             Reject::Unauthorized => "a valid token is required",
-            Reject::Forbidden => "this workspace belongs to someone else",
+            Reject::Forbidden => Reject::WorkspaceNotFound.message(),
             Reject::HeadersTooLarge => "the request line and headers are too large",
             Reject::WorkspaceBusy => {
                 "the workspace has as many open connections as it may; retry shortly"
@@ -150,11 +160,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn someone_elses_workspace_answers_like_a_missing_one() {
+        assert_eq!(
+            Reject::Forbidden.status(),
+            Reject::WorkspaceNotFound.status()
+        );
+        assert_eq!(Reject::Forbidden.body(), Reject::WorkspaceNotFound.body());
+        assert_eq!(Reject::Forbidden.retry_after(), None);
+        assert_eq!(Reject::Forbidden.reason(), "forbidden", "the log knows");
+    }
+
+    #[test]
     fn bodies_are_small_json_with_a_stable_code() {
         for r in Reject::ALL {
             let v: serde_json::Value =
                 serde_json::from_slice(&r.body()).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(v["error"], r.code());
+            assert!(
+                Reject::ALL
+                    .iter()
+                    .filter(|x| x.reason() == r.reason())
+                    .count()
+                    == 1,
+                "reasons are distinct"
+            );
             assert!(r.body().len() < 200);
         }
         assert_eq!(Reject::WorkspaceNotReady.retry_after(), Some(2));

@@ -58,6 +58,46 @@ fn hs_verifier() -> Verifier {
     })
 }
 
+#[tokio::test]
+async fn the_admin_claim_is_read_from_the_configured_path() {
+    let v = verifier(VerifierConfig {
+        secret: Some(SECRET.to_vec()),
+        admin_claim: Some(shared::auth::AdminClaim {
+            path: shared::auth::ClaimPath::parse_setting("$.groups", "AUTH_ADMIN_JSONPATH")
+                .unwrap_or_else(|e| panic!("{e}")),
+            value: "platform-admins".into(),
+        }),
+        ..Default::default()
+    });
+    let key = EncodingKey::from_secret(SECRET);
+    let with = |groups: serde_json::Value| {
+        let mut c = claims("carol");
+        c["groups"] = groups;
+        sign(Algorithm::HS256, &key, None, &c)
+    };
+    let admin = v
+        .verify(&with(serde_json::json!(["dev", "platform-admins"])))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(admin.admin_claim);
+    for not_admin in [
+        serde_json::json!("dev"),
+        serde_json::json!(["Platform-Admins"]),
+        serde_json::Value::Null,
+    ] {
+        let id = v
+            .verify(&with(not_admin.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!id.admin_claim, "{not_admin}");
+    }
+    let plain = hs_verifier()
+        .verify(&with(serde_json::json!(["platform-admins"])))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!plain.admin_claim, "no admin claim configured, no admin");
+}
+
 async fn refused(v: &Verifier, token: &str) -> AuthError {
     v.verify(token).await.expect_err("must be refused")
 }

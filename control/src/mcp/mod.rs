@@ -20,46 +20,79 @@ use args::{
 };
 use result::to_result;
 
-use crate::caller::Caller;
+use crate::caller::{Caller, Transport};
 use crate::context::Context;
 use crate::outcome::{Outcome, ToolError};
 use crate::template_writes::TemplateFields;
-use crate::{from_template, pod_writes, pods, registry, template_writes, tools, workspaces};
+use crate::{
+    from_template, pod_writes, pods, registry, template_reads, template_writes, tools, workspaces,
+};
 
 /// One MCP server instance (per session over HTTP, one for stdio).
 #[derive(Clone)]
 pub struct NoCrdServer {
     ctx: Context,
+    transport: Transport,
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl NoCrdServer {
-    pub fn new(ctx: Context) -> Self {
+    pub fn new(ctx: Context, transport: Transport) -> Self {
         let tool_router = Self::routes_for(&ctx);
-        NoCrdServer { ctx, tool_router }
+        NoCrdServer {
+            ctx,
+            transport,
+            tool_router,
+        }
+    }
+
+    /// Who makes this call: from the transport only (`jwtPayload` counts only with auth off).
+    fn caller(
+        &self,
+        rc: &RequestContext<RoleServer>,
+        jwt_payload: Option<&serde_json::Value>,
+    ) -> Caller {
+        Caller::of(&self.ctx, self.transport, rc, jwt_payload)
     }
 
     #[tool(
         description = "Show the namespace tools act in by default, and the mode (cluster: tools accept a namespace; namespaced: pinned to this one).",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn current_namespace(&self) -> Result<CallToolResult, McpError> {
-        Ok(to_result(Ok(pods::current_namespace(&self.ctx))))
+    async fn current_namespace(
+        &self,
+        rc: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let who = self.caller(&rc, None);
+        Ok(to_result(Ok(pods::current_namespace(&self.ctx, &who))))
     }
 
     #[tool(
         description = "Show which Kubernetes permissions this server has (SelfSubjectAccessReview at startup) and which tools they enable or disable.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn check_permissions(&self) -> Result<CallToolResult, McpError> {
-        let outcome = match &self.ctx.permissions {
+    async fn check_permissions(
+        &self,
+        rc: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let who = self.caller(&rc, None);
+        let mut outcome = match &self.ctx.permissions {
             Some(report) => Outcome { text: report.to_text(), structured: report.to_json(self.ctx.mode, &self.ctx.namespace) },
             None => Outcome {
                 text: "Permission checks are disabled (--disable-permission-checks): every tool is registered.".into(),
                 structured: serde_json::json!({"mode": self.ctx.mode.as_str(), "namespace": self.ctx.namespace, "checksDisabled": true, "enabledTools": tools::names().collect::<Vec<_>>(), "disabledTools": [], "permissions": {}}),
             },
         };
+        // What this caller may use, besides what the server's identity can.
+        outcome
+            .text
+            .push_str(&format!("\n\nYour role: {}", who.role().as_str()));
+        outcome.structured["role"] = who.role().as_str().into();
+        outcome.structured["toolsForYou"] = tools::names()
+            .filter(|t| crate::policy::listed_for(&who, t))
+            .collect::<Vec<_>>()
+            .into();
         Ok(to_result(Ok(outcome)))
     }
 
@@ -72,7 +105,7 @@ impl NoCrdServer {
         rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<ListPodsArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let who = Caller::of(&self.ctx, &rc, None);
+        let who = self.caller(&rc, None);
         let query = pods::PodQuery {
             namespace: args.namespace,
             label_selector: args.label_selector,
@@ -91,7 +124,7 @@ impl NoCrdServer {
         rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<PodRef>,
     ) -> Result<CallToolResult, McpError> {
-        let who = Caller::of(&self.ctx, &rc, None);
+        let who = self.caller(&rc, None);
         Ok(to_result(
             pods::get_pod(&self.ctx, args.namespace.as_deref(), &args.name, &who).await,
         ))
@@ -110,7 +143,7 @@ impl NoCrdServer {
         rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<DeletePodArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let who = Caller::of(&self.ctx, &rc, None);
+        let who = self.caller(&rc, None);
         Ok(to_result(
             pods::delete_pod(
                 &self.ctx,
@@ -133,12 +166,15 @@ impl NoCrdServer {
     )]
     async fn create_pod(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<CreatePodArgs>,
     ) -> Result<CallToolResult, McpError> {
+        let who = self.caller(&rc, None);
         let spec = args.pod_spec();
         Ok(to_result(
             pod_writes::create_pod(
                 &self.ctx,
+                &who,
                 args.namespace.as_deref(),
                 &args.name,
                 args.labels.unwrap_or_default(),
@@ -162,7 +198,7 @@ impl NoCrdServer {
         rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<PatchPodArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let who = Caller::of(&self.ctx, &rc, None);
+        let who = self.caller(&rc, None);
         Ok(to_result(
             pod_writes::patch_pod(
                 &self.ctx,
@@ -185,11 +221,14 @@ impl NoCrdServer {
     )]
     async fn create_pod_from_template(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<FromTemplateArgs>,
     ) -> Result<CallToolResult, McpError> {
+        let who = self.caller(&rc, None);
         Ok(to_result(
             from_template::create(
                 &self.ctx,
+                &who,
                 &args.template_ref,
                 args.namespace.as_deref(),
                 &args.name,
@@ -209,7 +248,7 @@ impl NoCrdServer {
         rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<PodLogsArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let who = Caller::of(&self.ctx, &rc, None);
+        let who = self.caller(&rc, None);
         let query = pods::LogQuery {
             container: args.container,
             tail_lines: args.tail_lines,
@@ -260,10 +299,12 @@ impl NoCrdServer {
     )]
     async fn list_templates(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<NamespaceArg>,
     ) -> Result<CallToolResult, McpError> {
+        let who = self.caller(&rc, None);
         Ok(to_result(
-            workspaces::list_templates(&self.ctx, args.namespace.as_deref()).await,
+            template_reads::list_templates(&self.ctx, &who, args.namespace.as_deref()).await,
         ))
     }
 
@@ -273,10 +314,13 @@ impl NoCrdServer {
     )]
     async fn get_template(
         &self,
+        rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<TemplateArg>,
     ) -> Result<CallToolResult, McpError> {
+        let who = self.caller(&rc, None);
         Ok(to_result(
-            workspaces::get_template(&self.ctx, &args.name, args.namespace.as_deref()).await,
+            template_reads::get_template(&self.ctx, &who, &args.name, args.namespace.as_deref())
+                .await,
         ))
     }
 
@@ -346,7 +390,7 @@ impl NoCrdServer {
         rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<SpawnArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let who = Caller::of(&self.ctx, &rc, args.jwt_payload.as_ref());
+        let who = self.caller(&rc, args.jwt_payload.as_ref());
         let req = workspaces::SpawnRequest {
             id: args.id,
             namespace: args.namespace,
@@ -378,7 +422,7 @@ impl NoCrdServer {
         rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<StopArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let who = Caller::of(&self.ctx, &rc, args.jwt_payload.as_ref());
+        let who = self.caller(&rc, args.jwt_payload.as_ref());
         Ok(to_result(
             workspaces::stop(&self.ctx, &args.id, args.namespace.as_deref(), &who).await,
         ))
@@ -393,7 +437,7 @@ impl NoCrdServer {
         rc: RequestContext<RoleServer>,
         Parameters(args): Parameters<NamespaceArg>,
     ) -> Result<CallToolResult, McpError> {
-        let who = Caller::of(&self.ctx, &rc, args.jwt_payload.as_ref());
+        let who = self.caller(&rc, args.jwt_payload.as_ref());
         Ok(to_result(
             workspaces::list(&self.ctx, args.namespace.as_deref(), &who).await,
         ))
@@ -474,6 +518,16 @@ impl ServerHandler for NoCrdServer {
         {
             return Ok(to_result(Err(ToolError::forbidden(why))).into());
         }
+        // The policy first: a user's call of an administrators' tool never reaches it.
+        let who = self.caller(&context, None);
+        if let Err(refused) = crate::policy::may_call(&who, &request.name) {
+            self.ctx.metrics.record_tool(
+                &request.name,
+                crate::metrics::Outcome::ToolError,
+                std::time::Duration::ZERO,
+            );
+            return Ok(to_result(Err(refused)).into());
+        }
         let started = std::time::Instant::now();
         let name = request.name.clone();
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
@@ -491,13 +545,37 @@ impl ServerHandler for NoCrdServer {
         result
     }
 
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, McpError> {
+        // Users are not shown what the policy would refuse them, so the listing is per
+        // caller: never cacheable for other users.
+        let who = self.caller(&context, None);
+        let tools = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|t| crate::policy::listed_for(&who, &t.name))
+            .collect();
+        let hints = context
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        let mut result = rmcp::model::ListToolsResult::with_all_items(tools);
+        result.ttl_ms = hints.then_some(0);
+        result.cache_scope = hints.then_some(rmcp::model::CacheScope::Private);
+        Ok(result)
+    }
+
     async fn list_resources(
         &self,
         _request: Option<rmcp::model::PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        let who = self.caller(&context, None);
         Ok(rmcp::model::ListResourcesResult::with_all_items(
-            resources::list(&self.ctx).await,
+            resources::list(&self.ctx, &who).await,
         ))
     }
 
@@ -514,9 +592,10 @@ impl ServerHandler for NoCrdServer {
     async fn read_resource(
         &self,
         request: rmcp::model::ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
-        resources::read(&self.ctx, &request.uri)
+        let who = self.caller(&context, None);
+        resources::read(&self.ctx, &who, &request.uri)
             .await
             .map(Into::into)
     }
@@ -547,7 +626,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_catalogue_and_the_routes_agree_and_schemas_are_plain() {
-        let router = NoCrdServer::new(offline_context()).tool_router;
+        let router = NoCrdServer::new(offline_context(), Transport::Http).tool_router;
         let mut routed: Vec<String> = router
             .list_all()
             .iter()
@@ -576,7 +655,7 @@ mod tests {
     async fn read_only_keeps_exactly_the_read_tools() {
         let mut ctx = offline_context();
         ctx.read_only = true;
-        let server = NoCrdServer::new(ctx);
+        let server = NoCrdServer::new(ctx, Transport::Http);
         for tool in tools::TOOLS {
             assert_eq!(
                 server.tool_router.has_route(tool.name),

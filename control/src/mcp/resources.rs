@@ -1,22 +1,16 @@
 //! MCP resources: `pod-template://{namespace}/{name}`, the stored templates (the body is
-//! the template's PodSpec JSON). Only ConfigMaps labelled as templates are readable
-//! this way, so the resource cannot be used to read arbitrary ConfigMaps.
+//! the template's PodSpec JSON), read through `template_reads` (the policy's template
+//! rules; only ConfigMaps labelled as templates), and the UI as `ui://nogoo9/app`.
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
-use kube::api::ListParams;
 use rmcp::ErrorData as McpError;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
 use shared::names;
 
-use crate::config::Mode;
+use crate::caller::Caller;
 use crate::context::Context;
+use crate::template_reads;
 
 pub const TEMPLATE_SCHEME: &str = "pod-template://";
-
-fn template_selector() -> String {
-    format!("{}=true", names::POD_TEMPLATE_LABEL)
-}
 
 /// Whether the template tools (and so these resources) are available.
 fn enabled(ctx: &Context) -> bool {
@@ -35,9 +29,8 @@ pub fn templates() -> Vec<ResourceTemplate> {
     ]
 }
 
-/// Every template this server can see (its namespace in namespaced mode; all
-/// namespaces it may list in cluster mode, else its own).
-pub async fn list(ctx: &Context) -> Vec<Resource> {
+/// The UI, and every template `who` may read.
+pub async fn list(ctx: &Context, who: &Caller) -> Vec<Resource> {
     let mut out = Vec::new();
     if ctx.ui_enabled {
         out.push(
@@ -51,24 +44,7 @@ pub async fn list(ctx: &Context) -> Vec<Resource> {
     if !enabled(ctx) {
         return out;
     }
-    let lp = ListParams::default().labels(&template_selector());
-    let items = match ctx.mode {
-        Mode::Cluster => match Api::<ConfigMap>::all(ctx.client.clone()).list(&lp).await {
-            Ok(l) => Ok(l.items),
-            Err(_) => Api::<ConfigMap>::namespaced(ctx.client.clone(), &ctx.namespace)
-                .list(&lp)
-                .await
-                .map(|l| l.items),
-        },
-        Mode::Namespaced => Api::<ConfigMap>::namespaced(ctx.client.clone(), &ctx.namespace)
-            .list(&lp)
-            .await
-            .map(|l| l.items),
-    };
-    let items = items.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "listing template resources failed");
-        Vec::new()
-    });
+    let items = template_reads::visible(ctx, who).await;
     out.extend(items.iter().filter_map(|cm| {
         let ns = cm.metadata.namespace.as_deref()?;
         let name = cm.metadata.name.as_deref()?;
@@ -105,7 +81,7 @@ pub fn parse_uri(uri: &str) -> Result<(&str, &str), String> {
     }
 }
 
-pub async fn read(ctx: &Context, uri: &str) -> Result<ReadResourceResult, McpError> {
+pub async fn read(ctx: &Context, who: &Caller, uri: &str) -> Result<ReadResourceResult, McpError> {
     let not_found = |msg: String| McpError::resource_not_found(msg, None);
     if uri == crate::ui::RESOURCE_URI {
         if !ctx.ui_enabled {
@@ -124,24 +100,13 @@ pub async fn read(ctx: &Context, uri: &str) -> Result<ReadResourceResult, McpErr
         ));
     }
     let (ns, name) = parse_uri(uri).map_err(|e| McpError::invalid_params(e, None))?;
-    if ctx.mode == Mode::Namespaced && ns != ctx.namespace {
-        return Err(not_found(format!(
-            "{uri}: this server is pinned to namespace {}",
-            ctx.namespace
-        )));
-    }
-    let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
-        .get_opt(name)
+    let (cm, _) = template_reads::fetch(ctx, who, &format!("{ns}/{name}"))
         .await
-        .map_err(|e| McpError::internal_error(format!("reading {uri}: {e}"), None))?
-        .filter(|cm| {
-            cm.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(names::POD_TEMPLATE_LABEL))
-                .is_some_and(|v| v == "true")
-        })
-        .ok_or_else(|| not_found(format!("no pod template {ns}/{name}")))?;
+        .map_err(|e| match e.code {
+            404 => not_found(e.message),
+            403 | 400 => McpError::invalid_params(e.message, None),
+            _ => McpError::internal_error(format!("reading {uri}: {}", e.message), None),
+        })?;
     let spec = cm
         .data
         .as_ref()

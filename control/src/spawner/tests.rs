@@ -118,7 +118,13 @@ fn the_brief_template_plans_the_full_workspace() {
     );
     assert_eq!(
         init["env"],
-        json!([{"name": "PROJECT_NAME", "value": "demo"}, {"name": "REPO_URL", "value": "https://example.com/r.git"}])
+        json!([
+            {"name": "NOGOO9_OWNER", "value": crate::spawner::owner_label("Alice@Example.com")},
+            {"name": "NOGOO9_WORKSPACE_ID", "value": "ws-1"},
+            {"name": "PROJECT_NAME", "value": "demo"},
+            {"name": "REPO_URL", "value": "https://example.com/r.git"}
+        ]),
+        "the spawner's own variables first, from what it knows"
     );
     let main = &spec["containers"][0];
     assert_eq!(
@@ -131,7 +137,13 @@ fn the_brief_template_plans_the_full_workspace() {
     );
     assert_eq!(
         main["env"],
-        json!([{"name": "KEEP", "value": "1"}, {"name": "PROJECT_NAME", "value": "demo"}, {"name": "REPO_URL", "value": "https://example.com/r.git"}]),
+        json!([
+            {"name": "KEEP", "value": "1"},
+            {"name": "NOGOO9_OWNER", "value": crate::spawner::owner_label("Alice@Example.com")},
+            {"name": "NOGOO9_WORKSPACE_ID", "value": "ws-1"},
+            {"name": "PROJECT_NAME", "value": "demo"},
+            {"name": "REPO_URL", "value": "https://example.com/r.git"}
+        ]),
         "context replaces same-named env and is appended once"
     );
     let sa = plan
@@ -222,6 +234,23 @@ fn missing_context_and_bad_annotations_are_errors() {
         "PROJECT_NAME, ,REPO_URL,".into(),
     );
     assert!(run(a, None).is_ok(), "empty entries are ignored");
+    let mut ctx = context();
+    ctx.insert("NOGOO9_OWNER".into(), "victim".into());
+    ctx.insert("nogoo9_workspace_id".into(), "x".into());
+    let err = plan(SpawnInput {
+        id: &id,
+        namespace: "team",
+        spec: node_template().0,
+        annotations: node_template().1,
+        context: ctx,
+        owner: Some("mallory"),
+        template: None,
+    })
+    .expect_err("reserved");
+    assert_eq!(
+        err.to_string(),
+        "context keys NOGOO9_OWNER, nogoo9_workspace_id are reserved: the spawner sets NOGOO9_* variables itself"
+    );
 }
 
 #[test]

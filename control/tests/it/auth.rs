@@ -94,10 +94,9 @@ async fn users_act_only_on_their_own_workspaces() {
     )
     .await;
     assert_eq!(r.is_error, Some(true));
-    assert!(
-        text(&r).contains("not found or access denied"),
-        "{}",
-        text(&r)
+    assert_eq!(
+        text(&r),
+        "Error: workspace a1 not found in namespace default"
     );
     let r = call(
         &bob,
@@ -106,7 +105,7 @@ async fn users_act_only_on_their_own_workspaces() {
     )
     .await;
     assert_eq!(r.is_error, Some(true));
-    assert!(text(&r).contains("already in use"), "{}", text(&r));
+    assert!(text(&r).contains("already taken"), "{}", text(&r));
     let r = call(
         &bob,
         "spawn_workspace",
@@ -127,10 +126,10 @@ async fn users_act_only_on_their_own_workspaces() {
     ] {
         let r = call(&bob, tool, args).await;
         assert_eq!(r.is_error, Some(true), "{tool}");
-        assert!(
-            text(&r).contains("not found or access denied"),
-            "{tool}: {}",
-            text(&r)
+        assert_eq!(
+            text(&r),
+            "Error: pod ws-alice-a1 not found in namespace default",
+            "{tool}: like a missing pod"
         );
     }
     let r = call(&bob, "list_pods", json!({})).await;

@@ -16,6 +16,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde_json::Value;
 
+/// Where workspaces live in `deploy/`: not control's own namespace (`nogoo9`).
+const WORKSPACES: &str = "nogoo9-workspaces";
+
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
 }
@@ -90,16 +93,20 @@ fn check_overlay(overlay: &str, mode: Mode) {
     let mut rules = None;
     let mut deployment = None;
     let mut kinds = BTreeSet::new();
+    let mut namespaces = Vec::new();
     for doc in &docs {
         let kind = doc["kind"].as_str().unwrap_or_default().to_string();
         kinds.insert(kind.clone());
         match kind.as_str() {
-            "Namespace" => drop(typed::<Namespace>(doc)),
+            "Namespace" => {
+                namespaces.push(typed::<Namespace>(doc).metadata.name.unwrap_or_default())
+            }
             "ServiceAccount" => drop(typed::<ServiceAccount>(doc)),
             "Service" => drop(typed::<Service>(doc)),
             "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(doc)),
             "ConfigMap" => {
                 let cm: ConfigMap = typed(doc);
+                assert_eq!(cm.metadata.namespace.as_deref(), Some(WORKSPACES));
                 control::templates::from_config_map(&cm)
                     .unwrap_or_else(|e| panic!("the example template is valid: {e}"));
             }
@@ -124,8 +131,16 @@ fn check_overlay(overlay: &str, mode: Mode) {
                     (b.role_ref.kind.as_str(), b.role_ref.name.as_str()),
                     ("Role", "nocrd9")
                 );
-                assert_eq!(b.metadata.namespace.as_deref(), Some("nogoo9"));
-                assert_eq!(b.subjects.unwrap_or_default()[0].name, "nocrd9");
+                assert_eq!(
+                    b.metadata.namespace.as_deref(),
+                    Some(WORKSPACES),
+                    "the Role is where control works"
+                );
+                let s = &b.subjects.unwrap_or_default()[0];
+                assert_eq!(
+                    (s.name.as_str(), s.namespace.as_deref()),
+                    ("nocrd9", Some("nogoo9"))
+                );
             }
             other => panic!("{overlay}: unexpected kind {other}"),
         }
@@ -240,6 +255,25 @@ fn check_overlay(overlay: &str, mode: Mode) {
         env(gateway_c, "CONTROL_SOCKET")
     );
     assert_eq!(env(control_c, "MODE").as_deref(), Some(mode.as_str()));
+    // Workspaces (and what control works with) are kept out of control's own namespace.
+    assert_eq!(d.metadata.namespace.as_deref(), Some("nogoo9"));
+    assert_eq!(env(control_c, "NAMESPACE").as_deref(), Some(WORKSPACES));
+    assert_eq!(
+        env(control_c, "WORKSPACE_NAMESPACE").as_deref(),
+        Some(WORKSPACES)
+    );
+    assert!(
+        control_c
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "ADMIN_SUBJECTS"),
+        "ADMIN_SUBJECTS is there to fill in"
+    );
+    assert!(
+        namespaces.contains(&"nogoo9".to_string()) && namespaces.contains(&WORKSPACES.to_string()),
+        "{namespaces:?}"
+    );
 }
 
 #[test]
@@ -269,6 +303,7 @@ fn the_networkpolicy_component_parses() {
             selector.get("nogoo9/type").map(String::as_str),
             Some("workspace")
         );
+        assert_eq!(np.metadata.namespace.as_deref(), Some(WORKSPACES));
     }
 }
 

@@ -27,7 +27,12 @@ fn python() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_runs_the_lifecycle_over_http_and_stdio() {
     let python = python();
-    let h = start(|c| with_hs256(c, SECRET)).await;
+    // The lifecycle creates templates: the interop user is an administrator.
+    let h = start(|c| {
+        with_hs256(c, SECRET);
+        c.admin_subjects = ["interop-user".to_string()].into();
+    })
+    .await;
     let kubeconfig = h.dir.path().join("kubeconfig.yaml");
     std::fs::write(&kubeconfig, h.sim.kubeconfig()).unwrap_or_else(|e| panic!("{e}"));
     let url = h.mcp_url();
@@ -73,7 +78,11 @@ fn typescript_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typescript_sdk_lists_every_tool_and_spawns_with_progress() {
     let dir = typescript_dir();
-    let h = start(|c| with_hs256(c, SECRET)).await;
+    let h = start(|c| {
+        with_hs256(c, SECRET);
+        c.admin_subjects = ["ts-user".to_string()].into();
+    })
+    .await;
     let kubeconfig = h.dir.path().join("kubeconfig.yaml");
     std::fs::write(&kubeconfig, h.sim.kubeconfig()).expect("kubeconfig");
     let token = crate::harness::token(SECRET, "ts-user", 600);

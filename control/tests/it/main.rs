@@ -5,6 +5,7 @@ mod auth;
 mod deploy;
 mod dev;
 mod harness;
+mod hostile;
 mod http;
 mod interop;
 mod library;

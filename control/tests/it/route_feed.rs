@@ -75,9 +75,12 @@ async fn workspace_pods_become_routes_at_a_connected_gateway() {
         async move { p.serve(listener, s).await }
     });
     tokio::spawn(control::watch::run(
-        pods.clone(),
-        3000,
-        publisher.clone(),
+        control::watch::WatchTargets {
+            pods: pods.clone(),
+            claims: kube::Api::namespaced(pods.clone().into_client(), "default"),
+            index: std::sync::Arc::new(std::sync::Mutex::new(control::claims::Index::new(3000))),
+            publisher: publisher.clone(),
+        },
         synced_tx,
         shutdown.clone(),
     ));

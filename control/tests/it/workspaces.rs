@@ -299,7 +299,7 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
         (r.is_error, text(&r)),
         (
             Some(true),
-            "Error: Workspace demo not found or access denied".to_string()
+            "Error: workspace demo not found in namespace default".to_string()
         )
     );
 

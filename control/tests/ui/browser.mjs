@@ -55,7 +55,7 @@ async function mcpSession(token) {
 
 // ------------------------------------------------------------ setup: another user's workspace
 
-step("another user spawns a workspace the dev user must not see");
+step("another user (alice) spawns a workspace");
 const other = await mcpSession(OTHER_TOKEN);
 const spawned = await other.call("spawn_workspace", {
   id: "alice-ws", templateRef: "node-workspace-template", context: { PROJECT_NAME: "a", REPO_URL: "https://example.com/a.git" },
@@ -71,7 +71,7 @@ try {
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
 
-  // ---------------------------------------------------------- sign in
+  // ---------------------------------------------------------- a user signs in
   step("open the UI: auth is on, so it asks for a token");
   await page.goto(UI);
   const signin = page.getByRole("region", { name: "Sign in" });
@@ -79,35 +79,57 @@ try {
   await page.getByLabel("Token").fill("not-a-token");
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByText("That is not a JWT").waitFor();
+  await page.getByLabel("Token").fill(OTHER_TOKEN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await signin.waitFor({ state: "hidden" });
+  await page.locator("#whoami").getByText("alice", { exact: true }).waitFor();
+  await page.locator("#whoami").getByText("(user)").waitFor();
+
+  step("a user sees only their own workspaces, and no administrator controls");
+  await page.locator('#workspaces-table tr[data-key="alice-ws"]').waitFor();
+  assert.equal(await page.locator('#workspaces-table tr[data-key="demo"]').count(), 0, "the dev user's workspace is shown to alice");
+  assert.equal(await page.locator("#new-template").isVisible(), false, "a user is offered template writes");
+
+  step("a user cannot take someone else's workspace id");
+  await page.getByRole("button", { name: "New workspace" }).click();
+  const spawnDialog = page.locator("#spawn-dialog");
+  await spawnDialog.waitFor();
+  await spawnDialog.getByLabel("Workspace ID").fill("demo");
+  await spawnDialog.getByLabel("PROJECT_NAME").fill("mine");
+  await spawnDialog.getByLabel("REPO_URL").fill("https://example.com/mine.git");
+  await spawnDialog.getByRole("button", { name: "Start workspace" }).click();
+  const spawnError = spawnDialog.locator("#spawn-error");
+  await spawnError.filter({ hasText: /\S/ }).waitFor();
+  const refusal = await spawnError.innerText();
+  assert.match(refusal, /The workspace did not start: .*demo.*already taken/, "someone else's id is refused, in words");
+  step(`refused as expected: ${refusal}`);
+  await spawnDialog.getByRole("button", { name: "Cancel" }).click();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signin.waitFor();
+
+  // ---------------------------------------------------------- the administrator signs in
+  step("the dev user (an administrator) signs in");
   await page.getByLabel("Token").fill(TOKEN);
   await page.getByRole("button", { name: "Sign in" }).click();
   await signin.waitFor({ state: "hidden" });
   await page.locator("#whoami").getByText("dev", { exact: true }).waitFor();
-  assert.match(await page.locator("#whoami").innerText(), /Signed in as dev · token expires in/);
+  assert.match(await page.locator("#whoami").innerText(), /Signed in as dev \(admin\) · token expires in/);
 
-  // ---------------------------------------------------------- workspaces: only our own
-  step("the workspaces view lists the dev user's workspace, not the other user's");
+  step("an administrator sees every workspace, with its owner");
   const wsRows = page.locator("#workspaces-table tbody tr");
   await page.locator('#workspaces-table tr[data-key="demo"]').waitFor();
-  assert.equal(await page.locator('#workspaces-table tr[data-key="alice-ws"]').count(), 0, "another user's workspace is shown");
-  assert.match(await wsRows.first().innerText(), /demo[\s\S]*dev[\s\S]*node-workspace-template[\s\S]*Running/);
+  await page.locator('#workspaces-table tr[data-key="alice-ws"]').waitFor();
+  assert.match(await page.locator('#workspaces-table tr[data-key="alice-ws"]').innerText(), /alice-ws[\s\S]*alice/);
+  assert.match(await page.locator('#workspaces-table tr[data-key="demo"]').innerText(), /demo[\s\S]*dev[\s\S]*node-workspace-template[\s\S]*Running/);
   await page.screenshot({ path: `${SHOTS}/workspaces.png` });
 
   // ---------------------------------------------------------- spawn from a template
   step("spawn from a template: a form with its required context");
   await page.getByRole("button", { name: "New workspace" }).click();
-  const spawnDialog = page.locator("#spawn-dialog");
   await spawnDialog.waitFor();
-  await spawnDialog.getByLabel("Workspace ID").fill("alice-ws");
+  await spawnDialog.getByLabel("Workspace ID").fill("ui-ws");
   await spawnDialog.getByLabel("PROJECT_NAME").fill("ui");
   await spawnDialog.getByLabel("REPO_URL").fill("https://example.com/ui.git");
-  await spawnDialog.getByRole("button", { name: "Start workspace" }).click();
-  const spawnError = spawnDialog.locator("#spawn-error");
-  await spawnError.filter({ hasText: /\S/ }).waitFor();
-  const refusal = await spawnError.innerText();
-  assert.match(refusal, /The workspace did not start: .*alice-ws/, "someone else's id is refused, in words");
-  step(`refused as expected: ${refusal}`);
-  await spawnDialog.getByLabel("Workspace ID").fill("ui-ws");
   await spawnDialog.getByRole("button", { name: "Start workspace" }).click();
   await spawnDialog.waitFor({ state: "hidden", timeout: 90000 });
   await page.locator("#banner").getByText("Workspace ui-ws is running.").waitFor();
@@ -275,11 +297,11 @@ try {
   assert.deepEqual(pageErrors, [], "no script errors in the page");
 
   // ---------------------------------------------------------- the other user's view
-  step("the other user's workspace is still there, and the dev user cannot stop it");
-  const stop = await dev.call("stop_workspace", { id: "alice-ws" });
-  assert.equal(stop.isError, true, "the dev user stopped someone else's workspace");
-  const theirs = await other.call("list_workspaces", {});
-  assert.ok(theirs.structuredContent.workspaces.some((w) => w.id === "alice-ws"));
+  step("a user cannot stop someone else's workspace; it is still there");
+  const stop = await other.call("stop_workspace", { id: "demo" });
+  assert.equal(stop.isError, true, "alice stopped the dev user's workspace");
+  const all = await dev.call("list_workspaces", {});
+  assert.ok(all.structuredContent.workspaces.some((w) => w.id === "demo"));
   console.log("browser test passed");
 } catch (e) {
   failed = true;

@@ -73,7 +73,8 @@ async fn only_the_owner_gets_through_and_the_token_stays_at_the_gateway() {
     let expired = hs256(&claims("alice", now() - 600));
     let bearer = |t: &str| format!("Bearer {t}");
 
-    // Refusals: 401 with the challenge and the reason; 403 for someone else's.
+    // Refusals: 401 with the challenge and the reason; someone else's workspace answers
+    // exactly like a missing one (the access log says forbidden).
     let r = get(gw.addr, "/route/owned/", &[]).await;
     assert_eq!(
         (r.status, r.json()["error"].as_str()),
@@ -124,10 +125,13 @@ async fn only_the_owner_gets_through_and_the_token_stays_at_the_gateway() {
         &[("authorization", &bearer(&bob))],
     )
     .await;
+    let missing = get(gw.addr, "/route/nope/", &[("authorization", &bearer(&bob))]).await;
     assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (403, Some("forbidden"))
+        (r.status, r.body.as_str()),
+        (404, missing.body.as_str()),
+        "someone else's workspace looks missing"
     );
+    assert_eq!(r.json()["error"], "workspace_not_found");
     let r = get(
         gw.addr,
         "/route/orphan/",
@@ -135,7 +139,7 @@ async fn only_the_owner_gets_through_and_the_token_stays_at_the_gateway() {
     )
     .await;
     assert_eq!(
-        r.status, 403,
+        r.status, 404,
         "an ownerless workspace is nobody's while auth is on"
     );
     // No probing without a token: an unknown id answers 401 too, 404 only when signed in.

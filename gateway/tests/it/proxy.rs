@@ -36,9 +36,12 @@ async fn a_workspace_pod_is_reachable_through_the_gateway() {
     let ctl = control();
     let (synced_tx, _synced) = tokio::sync::watch::channel(false);
     tokio::spawn(control::watch::run(
-        pods.clone(),
-        3000,
-        ctl.publisher.clone(),
+        control::watch::WatchTargets {
+            pods: pods.clone(),
+            claims: kube::Api::namespaced(pods.clone().into_client(), "default"),
+            index: std::sync::Arc::new(std::sync::Mutex::new(control::claims::Index::new(3000))),
+            publisher: ctl.publisher.clone(),
+        },
         synced_tx,
         ctl.stop.clone(),
     ));

@@ -74,6 +74,14 @@ impl AuthArgs {
 
     /// The verifier when auth is on, `None` when off; every problem at once otherwise.
     pub fn build(&self) -> Result<Option<Arc<Verifier>>, Vec<String>> {
+        self.build_with(None)
+    }
+
+    /// [`AuthArgs::build`], the verifier also telling which tokens carry `admin_claim`.
+    pub fn build_with(
+        &self,
+        admin_claim: Option<super::AdminClaim>,
+    ) -> Result<Option<Arc<Verifier>>, Vec<String>> {
         if !self.enabled {
             return Ok(None);
         }
@@ -97,6 +105,7 @@ impl AuthArgs {
             cache_size: self.auth_token_cache_size,
             jwks_refresh: Duration::from_secs(self.jwks_refresh_seconds.max(1)),
             jwks_min_refetch: Duration::from_secs(self.jwks_min_refetch_seconds),
+            admin_claim,
         })
         .map(|v| Some(Arc::new(v)))
     }

@@ -83,10 +83,7 @@ mod tests {
     use super::*;
 
     fn id(sub: &str, expires_at: u64) -> Identity {
-        Identity {
-            sub: sub.into(),
-            expires_at,
-        }
+        Identity::user(sub, expires_at)
     }
 
     #[test]

@@ -19,8 +19,14 @@ pub struct ClaimPath {
 }
 
 impl ClaimPath {
+    /// Parses `AUTH_SUB_JSONPATH`.
     pub fn parse(text: &str) -> Result<ClaimPath, String> {
-        let bad = |why: &str| format!("AUTH_SUB_JSONPATH {text:?}: {why}");
+        Self::parse_setting(text, "AUTH_SUB_JSONPATH")
+    }
+
+    /// Parses a path given by the setting `setting` (named in errors).
+    pub fn parse_setting(text: &str, setting: &str) -> Result<ClaimPath, String> {
+        let bad = |why: &str| format!("{setting} {text:?}: {why}");
         let rest = text
             .trim()
             .strip_prefix('$')
@@ -95,16 +101,33 @@ impl ClaimPath {
         &self.text
     }
 
-    /// The identity at this path: a string, or a number written as one.
-    pub fn identity(&self, claims: &Value) -> Result<String, String> {
+    /// The claim at this path, if the token has it.
+    pub fn value<'a>(&self, claims: &'a Value) -> Option<&'a Value> {
         let mut v = claims;
         for step in &self.steps {
-            let next = match step {
+            v = match step {
                 Step::Member(name) => v.get(name.as_str()),
                 Step::Index(i) => v.get(*i),
-            };
-            v = next.ok_or_else(|| format!("claim {} not found", self.text))?;
+            }?;
         }
+        Some(v)
+    }
+
+    /// Whether the claim at this path is `wanted`, or a list containing it (exact,
+    /// case-sensitive string comparison; nothing else matches).
+    pub fn holds(&self, claims: &Value, wanted: &str) -> bool {
+        match self.value(claims) {
+            Some(Value::String(s)) => s == wanted,
+            Some(Value::Array(items)) => items.iter().any(|i| i.as_str() == Some(wanted)),
+            _ => false,
+        }
+    }
+
+    /// The identity at this path: a string, or a number written as one.
+    pub fn identity(&self, claims: &Value) -> Result<String, String> {
+        let v = self
+            .value(claims)
+            .ok_or_else(|| format!("claim {} not found", self.text))?;
         match v {
             Value::String(s) if !s.is_empty() => Ok(s.clone()),
             Value::Number(n) => Ok(n.to_string()),
@@ -150,6 +173,24 @@ mod tests {
             let err = ClaimPath::parse(path).expect_err(path);
             assert!(err.contains(why), "{path}: {err}");
         }
+    }
+
+    #[test]
+    fn a_role_claim_holds_a_string_or_a_list_containing_it() {
+        let groups = ClaimPath::parse_setting("$.groups", "AUTH_ADMIN_JSONPATH").expect("path");
+        assert!(groups.holds(&json!({"groups": "admins"}), "admins"));
+        assert!(groups.holds(&json!({"groups": ["dev", "admins"]}), "admins"));
+        for no in [
+            json!({"groups": ["Admins"]}),
+            json!({"groups": "admins,dev"}),
+            json!({"groups": [["admins"]]}),
+            json!({"groups": {"admins": true}}),
+            json!({}),
+        ] {
+            assert!(!groups.holds(&no, "admins"), "{no}");
+        }
+        let err = ClaimPath::parse_setting("groups", "AUTH_ADMIN_JSONPATH").expect_err("no $");
+        assert!(err.starts_with("AUTH_ADMIN_JSONPATH"), "{err}");
     }
 
     #[test]

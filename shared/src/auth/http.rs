@@ -29,12 +29,37 @@ pub fn find_token(headers: &HeaderMap, query: Option<&str>) -> Option<(String, T
     cookie(headers, TOKEN_COOKIE).map(|t| (t.to_string(), TokenSource::Cookie))
 }
 
-/// `Authorization: Bearer <t>` (scheme case-insensitive).
+/// `Authorization: Bearer <t>` (scheme case-insensitive, spaces or tabs after it). With
+/// several `Authorization` headers, the first bearer one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.trim().split_once(' ')?;
-    let token = token.trim();
+    headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(bearer_value)
+}
+
+/// The token of one `Authorization` value if its scheme is Bearer.
+pub fn bearer_value(value: &str) -> Option<&str> {
+    let v = value.trim_matches([' ', '\t']);
+    let split = v.find([' ', '\t'])?;
+    let (scheme, token) = v.split_at(split);
+    let token = token.trim_matches([' ', '\t']);
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Whether an `Authorization` value uses the Bearer scheme at all (even malformed, even
+/// with no token): what the gateway strips before the upstream when tokens stay with it.
+pub fn is_bearer_scheme(value: &[u8]) -> bool {
+    let v = value
+        .iter()
+        .skip_while(|b| **b == b' ' || **b == b'\t')
+        .copied()
+        .collect::<Vec<u8>>();
+    v.len() >= 6
+        && v[..6].eq_ignore_ascii_case(b"bearer")
+        && v.get(6)
+            .is_none_or(|b| *b == b' ' || *b == b'\t' || *b == b'=')
 }
 
 /// The `token` query parameter, percent-decoded.
@@ -132,16 +157,45 @@ pub fn challenge(metadata_url: &str, refused: Option<&super::AuthError>) -> Stri
 }
 
 /// `scheme://host` of a request as its client addressed it: the `Host` header, else the
-/// URI's authority (HTTP/2 sends `:authority`). For documents and links, never for
-/// security decisions.
+/// URI's authority (HTTP/2 sends `:authority`), if it is a well-formed host
+/// (`name[:port]`, `[v6]:port`); anything else is `localhost`, so nothing a client sends
+/// can break out of the quoted URL in a challenge or a document. For documents and
+/// links, never for security decisions.
 pub fn origin(headers: &HeaderMap, authority: Option<&str>, tls: bool) -> String {
     let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or(authority)
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .filter(|h| is_host(h))
         .unwrap_or("localhost");
     format!("{}://{host}", if tls { "https" } else { "http" })
+}
+
+/// A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
+pub fn is_host(h: &str) -> bool {
+    let (host, port) = match h.rsplit_once(':') {
+        Some((host, port))
+            if !host.ends_with(':') && (h.starts_with('[') == host.ends_with(']')) =>
+        {
+            (host, Some(port))
+        }
+        _ => (h, None),
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        !v6.is_empty()
+            && v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    host_ok && port_ok
 }
 
 /// The `Set-Cookie` value keeping a workspace's token for its own pages and sub-requests.
@@ -193,6 +247,55 @@ mod tests {
         ]);
         assert_eq!(find_token(&h, Some("token=")), None);
         assert_eq!(find_token(&HeaderMap::new(), None), None);
+    }
+
+    #[test]
+    fn bearer_tokens_in_every_shape() {
+        for v in ["Bearer abc", "bearer\tabc", "BEARER  abc ", " Bearer\t abc"] {
+            assert_eq!(bearer_value(v), Some("abc"), "{v:?}");
+        }
+        for v in ["Bearerabc", "Basic abc", "Bearer", "Bearer \t"] {
+            assert_eq!(bearer_value(v), None, "{v:?}");
+        }
+        for v in ["Bearer x", "bearer\tx", "BEARER", "  bearer", "Bearer=x"] {
+            assert!(is_bearer_scheme(v.as_bytes()), "{v:?}");
+        }
+        for v in ["Basic x", "Bearerx", "Bear x", ""] {
+            assert!(!is_bearer_scheme(v.as_bytes()), "{v:?}");
+        }
+        let h = headers(&[
+            ("authorization", "Basic dTpw"),
+            ("authorization", "Bearer second"),
+        ]);
+        assert_eq!(bearer(&h), Some("second"), "the bearer one of several");
+    }
+
+    #[test]
+    fn only_well_formed_hosts_reach_documents() {
+        for ok in [
+            "gw.example:8080",
+            "127.0.0.1",
+            "[::1]:3000",
+            "localhost",
+            "a-b.c",
+        ] {
+            assert!(is_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil\"x",
+            "a b",
+            "gw/x",
+            "",
+            "gw:",
+            "gw:99999x",
+            "[::1",
+            "x@y",
+            "gw:80:80",
+        ] {
+            assert!(!is_host(bad), "{bad}");
+        }
+        let h = headers(&[("host", "evil\", error=\"x")]);
+        assert_eq!(origin(&h, None, false), "http://localhost");
     }
 
     #[test]

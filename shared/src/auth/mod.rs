@@ -27,4 +27,25 @@ pub struct Identity {
     pub sub: Arc<str>,
     /// The token's `exp` (Unix seconds).
     pub expires_at: u64,
+    /// The token carries the administrators' claim value (`AUTH_ADMIN_JSONPATH` /
+    /// `AUTH_ADMIN_VALUE`, when configured). Control decides roles; the gateway ignores it.
+    pub admin_claim: bool,
+}
+
+impl Identity {
+    /// An identity with no admin claim (tests, `nocrd9 dev`).
+    pub fn user(sub: &str, expires_at: u64) -> Identity {
+        Identity {
+            sub: sub.into(),
+            expires_at,
+            admin_claim: false,
+        }
+    }
+}
+
+/// Where an administrators' claim is, and the value that makes a token an admin's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminClaim {
+    pub path: ClaimPath,
+    pub value: String,
 }

@@ -30,6 +30,8 @@ pub struct VerifierConfig {
     pub cache_size: usize,
     pub jwks_refresh: Duration,
     pub jwks_min_refetch: Duration,
+    /// Where the administrators' claim is (control only).
+    pub admin_claim: Option<super::AdminClaim>,
 }
 
 pub struct Verifier {
@@ -42,6 +44,7 @@ pub struct Verifier {
     leeway: u64,
     cache: TokenCache,
     jwks_refresh: Duration,
+    admin_claim: Option<super::AdminClaim>,
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -112,6 +115,7 @@ impl Verifier {
             leeway: cfg.leeway_secs,
             cache: TokenCache::new(cfg.cache_size),
             jwks_refresh: cfg.jwks_refresh,
+            admin_claim: cfg.admin_claim,
         })
     }
 
@@ -147,6 +151,10 @@ impl Verifier {
         let identity = Identity {
             sub: sub.into(),
             expires_at,
+            admin_claim: self
+                .admin_claim
+                .as_ref()
+                .is_some_and(|a| a.path.holds(&claims, &a.value)),
         };
         self.cache.insert(token, identity.clone(), now);
         Ok(identity)
