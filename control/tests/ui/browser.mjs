@@ -113,6 +113,8 @@ try {
   await page.getByRole("button", { name: "Sign in" }).click();
   await signin.waitFor({ state: "hidden" });
   await page.locator("#whoami").getByText("dev", { exact: true }).waitFor();
+  // The role arrives with the first tool answer, after the name.
+  await page.locator("#whoami").getByText("(admin)").waitFor();
   assert.match(await page.locator("#whoami").innerText(), /Signed in as dev \(admin\) · token expires in/);
 
   step("an administrator sees every workspace, with its owner");

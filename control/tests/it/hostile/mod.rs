@@ -58,7 +58,6 @@ pub struct ControlProc {
     _child: tokio::process::Child,
     pub addr: std::net::SocketAddr,
     pub log: PathBuf,
-    pub socket: PathBuf,
 }
 
 impl ControlProc {
@@ -94,6 +93,40 @@ async fn wait_ok(url: &str, what: &str) {
     .await;
 }
 
+/// Starts a server on a free port, and on another one if that port was taken between
+/// picking and binding (any test's outgoing connection can take it): the server then
+/// exits at once, and this tries again.
+async fn start_listening(
+    what: &str,
+    mut command: impl FnMut(u16) -> tokio::process::Command,
+) -> (tokio::process::Child, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = command(port)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return (child, port);
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} did not listen within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    panic!("{what} could not bind a free port in 5 tries")
+}
+
 impl System {
     pub async fn start(replicas: usize) -> System {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -101,63 +134,66 @@ impl System {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let kubeconfig = dir.path().join("kubeconfig.yaml");
         std::fs::write(&kubeconfig, sim.kubeconfig()).expect("kubeconfig");
-        let gateway_port = free_port();
+        // The gateway first (it dials control's socket until it is there), so controls
+        // know its URL.
+        let gateway_socket = dir.path().join("control-0.sock");
+        let admin = std::cell::Cell::new(0);
+        let (gateway, gateway_port) = start_listening("nocrd9-gateway", |port| {
+            admin.set(free_port());
+            let mut c = tokio::process::Command::new(gateway_bin());
+            c.args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{}", admin.get()),
+                "--gateway-id",
+                "hostile",
+            ])
+            .arg("--control-socket")
+            .arg(&gateway_socket)
+            .env("AUTH_ENABLED", "true")
+            .env("JWT_SECRET", SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            c
+        })
+        .await;
         let mut controls = Vec::new();
         for i in 0..replicas {
-            let port = free_port();
             let socket = dir.path().join(format!("control-{i}.sock"));
             let log = dir.path().join(format!("control-{i}.log"));
-            let child = tokio::process::Command::new(nocrd9_bin())
-                .env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("KUBECONFIG", &kubeconfig)
-                .env("TRANSPORT", "http")
-                .env("HOST", "127.0.0.1")
-                .env("PORT", port.to_string())
-                .env("NAMESPACE", "default")
-                .env("GATEWAY_SOCKET", &socket)
-                .env("GATEWAY_URL", format!("http://127.0.0.1:{gateway_port}"))
-                .env("AUTH_ENABLED", "true")
-                .env("JWT_SECRET", SECRET)
-                .env("ADMIN_SUBJECTS", ROOT)
-                .env("LOG_LEVEL", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("a log file"))
-                .kill_on_drop(true)
-                .spawn()
-                .expect("nocrd9 starts");
+            let (child, port) = start_listening("nocrd9", |port| {
+                let mut c = tokio::process::Command::new(nocrd9_bin());
+                c.env_clear()
+                    .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                    .env("KUBECONFIG", &kubeconfig)
+                    .env("TRANSPORT", "http")
+                    .env("HOST", "127.0.0.1")
+                    .env("PORT", port.to_string())
+                    .env("NAMESPACE", "default")
+                    .env("GATEWAY_SOCKET", &socket)
+                    .env("GATEWAY_URL", format!("http://127.0.0.1:{gateway_port}"))
+                    .env("AUTH_ENABLED", "true")
+                    .env("JWT_SECRET", SECRET)
+                    .env("ADMIN_SUBJECTS", ROOT)
+                    .env("LOG_LEVEL", "info")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&log).expect("a log file"));
+                c
+            })
+            .await;
             let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
             wait_ok(&format!("http://{addr}/readyz"), "nocrd9 to be ready").await;
             controls.push(ControlProc {
                 _child: child,
                 addr,
                 log,
-                socket,
             });
         }
-        let admin = free_port();
-        let child = tokio::process::Command::new(gateway_bin())
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{gateway_port}"),
-                "--admin-listen",
-                &format!("127.0.0.1:{admin}"),
-                "--gateway-id",
-                "hostile",
-            ])
-            .arg("--control-socket")
-            .arg(&controls[0].socket)
-            .env("AUTH_ENABLED", "true")
-            .env("JWT_SECRET", SECRET)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("nocrd9-gateway starts");
         wait_ok(
-            &format!("http://127.0.0.1:{admin}/readyz"),
+            &format!("http://127.0.0.1:{}/readyz", admin.get()),
             "the gateway to have its routes",
         )
         .await;
@@ -166,7 +202,7 @@ impl System {
             _dir: dir,
             controls,
             gateway: GatewayProc {
-                _child: child,
+                _child: gateway,
                 addr: ([127, 0, 0, 1], gateway_port).into(),
             },
         }
