@@ -182,6 +182,11 @@ pub struct Args {
     /// document and 401 challenges instead of the request's Host header.
     #[arg(long, env = "PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Host routing at the gateway: workspace URLs become `<scheme>://<id>.DOMAIN[:port]/`
+    /// (scheme and port from --gateway-url), each workspace its own browser origin. Give
+    /// the gateway the same domain.
+    #[arg(long, env = "WORKSPACE_DOMAIN")]
+    pub workspace_domain: Option<String>,
     #[command(flatten)]
     pub auth: shared::auth::AuthArgs,
 }
@@ -384,6 +389,8 @@ pub struct ControlConfig {
     pub admin_subjects: std::collections::BTreeSet<String>,
     /// This server's public URL, for documents and challenges (else the checked Host).
     pub public_url: Option<String>,
+    /// Host routing's domain (normalised), for workspace URLs.
+    pub workspace_domain: Option<String>,
 }
 
 impl ControlConfig {
@@ -410,6 +417,7 @@ impl ControlConfig {
             workspace_service_account: "default".into(),
             admin_subjects: Default::default(),
             public_url: None,
+            workspace_domain: None,
         }
     }
 
@@ -484,6 +492,18 @@ impl ControlConfig {
                 "--public-url {url:?} must be an http(s):// URL without query or fragment"
             )));
         }
+        let workspace_domain = match args
+            .workspace_domain
+            .as_deref()
+            .map(shared::ids::workspace_domain)
+        {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                check(Err(format!("--workspace-domain (WORKSPACE_DOMAIN): {e}")));
+                None
+            }
+        };
         let admin_claim = match (&args.admin_claim_jsonpath, &args.admin_claim_value) {
             (None, None) => Ok(None),
             (Some(path), Some(value)) if !value.is_empty() => {
@@ -573,6 +593,7 @@ impl ControlConfig {
                 .public_url
                 .as_ref()
                 .map(|u| u.trim_end_matches('/').to_string()),
+            workspace_domain,
         })
     }
 }

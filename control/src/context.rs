@@ -43,6 +43,8 @@ pub struct Context {
     pub public_url: Option<String>,
     /// Which pod holds each workspace id (from the watch; `None` for a library user).
     pub workspaces: Option<crate::claims::Workspaces>,
+    /// `--workspace-domain`: workspace URLs in the host form.
+    pub workspace_domain: Option<String>,
 }
 
 impl Context {
@@ -56,6 +58,7 @@ impl Context {
             admin_subjects: Arc::default(),
             public_url: None,
             workspaces: None,
+            workspace_domain: None,
             namespace,
             mode,
             publisher: None,
@@ -89,6 +92,7 @@ impl Context {
         ctx.workspace_service_account = config.workspace_service_account.clone();
         ctx.admin_subjects = Arc::new(config.admin_subjects.clone());
         ctx.public_url = config.public_url.clone();
+        ctx.workspace_domain = config.workspace_domain.clone();
         ctx
     }
 

@@ -60,6 +60,8 @@ pub fn demo_template() -> ConfigMap {
 /// The identity the dev token is for (and the demo workspace's owner).
 pub const DEV_USER: &str = "dev";
 const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
+/// Host routing's domain in dev: `<id>.localhost` resolves to loopback (RFC 6761).
+pub const DEV_DOMAIN: &str = "localhost";
 
 /// A new file only its owner can read or write.
 fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
@@ -146,6 +148,9 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
     let mut config = ControlConfig::local("default", socket.clone());
     config.listen = SocketAddr::from(([127, 0, 0, 1], dev.port));
     config.gateway_url = Some(gateway_url.clone());
+    // Host routing under `localhost`: browsers and curl resolve `*.localhost` to this
+    // machine, so every workspace is its own origin here too.
+    config.workspace_domain = Some(DEV_DOMAIN.to_string());
     config.auth = shared::auth::AuthArgs::hs256(&secret)
         .build()
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
@@ -165,6 +170,8 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
             &format!("127.0.0.1:{}", free_port()?),
             "--gateway-id",
             "dev",
+            "--workspace-domain",
+            DEV_DOMAIN,
         ])
         .arg("--control-socket")
         .arg(&socket)
@@ -230,7 +237,9 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         gateway_log.display()
     );
     println!("  template:          {DEMO_TEMPLATE} (context: PROJECT_NAME, REPO_URL)");
-    println!("  demo workspace:    {url}");
+    println!(
+        "  demo workspace:    {url}  (its own origin; by path: {gateway_url}/route/{DEMO_WORKSPACE}/)"
+    );
     let secret_source = if dev.jwt_secret.is_some() {
         "the secret from --jwt-secret"
     } else {

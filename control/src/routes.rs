@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use k8s_openapi::api::core::v1::Pod;
 use shared::ids::WorkspaceId;
 use shared::names;
-use shared::route::{Route, RouteState};
+use shared::route::{Route, RouteState, UpstreamHost, WebOptions};
 
 /// A pod's owner: the exact subject in the annotation the spawner writes.
 pub fn owner_of(pod: &Pod) -> Option<&str> {
@@ -62,7 +62,33 @@ pub fn route_for_pod(pod: &Pod, default_port: u16) -> Option<Route> {
             .and_then(|a| a.get(names::USER_SUB_ANNOTATION))
             .cloned(),
         port_is_default: named_port.is_none(),
+        web: web_options(pod),
     })
+}
+
+/// How the gateway serves the pod: the ports it declares (host routing's
+/// `<port>-<id>` form reaches only these) and its template's serving annotations
+/// (values the spawner did not accept fall back to the defaults).
+fn web_options(pod: &Pod) -> WebOptions {
+    let annotations = pod.metadata.annotations.as_ref();
+    let get = |name: &str| annotations.and_then(|a| a.get(name)).map(String::as_str);
+    let mut ports: Vec<u16> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| u16::try_from(p.container_port).ok())
+        .filter(|p| *p != 0)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    WebOptions {
+        ports,
+        rewrite_responses: get(names::REWRITE_RESPONSES_ANNOTATION) != Some("false"),
+        upstream_host: get(names::UPSTREAM_HOST_ANNOTATION)
+            .and_then(UpstreamHost::parse)
+            .unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +108,26 @@ mod tests {
         });
         json_patch::merge(&mut base, &extra);
         serde_json::from_value(base).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn declared_ports_and_serving_annotations_reach_the_route() {
+        let p = pod(json!({
+            "metadata": {"annotations": {"nogoo9/rewrite-responses": "false", "nogoo9/upstream-host": "pod"}},
+            "spec": {"containers": [
+                {"name": "w", "image": "x", "ports": [{"containerPort": 8080}, {"containerPort": 3000}]},
+                {"name": "side", "image": "y", "ports": [{"containerPort": 8080}]}
+            ]}
+        }));
+        let web = route_for_pod(&p, 3000).map(|r| r.web).unwrap_or_default();
+        assert_eq!(web.ports, vec![3000, 8080]);
+        assert!(!web.rewrite_responses);
+        assert_eq!(web.upstream_host, UpstreamHost::Pod);
+        let plain = route_for_pod(&pod(json!({})), 3000)
+            .map(|r| r.web)
+            .unwrap_or_default();
+        assert_eq!(plain, WebOptions::default());
+        assert!(plain.rewrite_responses);
     }
 
     #[test]

@@ -55,6 +55,43 @@ pub enum SpawnError {
     ReservedContext(Vec<String>),
     #[error("annotation {name} must be a whole number of seconds, got {value:?}")]
     BadAnnotation { name: &'static str, value: String },
+    #[error("annotation {name} must be {expected}, got {value:?}")]
+    BadChoice {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// The gateway's serving annotations, checked before anything is created (the route
+/// reads them from the pod).
+fn check_serving(a: &BTreeMap<String, String>) -> Result<(), SpawnError> {
+    /// An annotation, what it must be (in words), and the check.
+    type Choice = (&'static str, &'static str, fn(&str) -> bool);
+    let checks: [Choice; 2] = [
+        (
+            names::REWRITE_RESPONSES_ANNOTATION,
+            "\"true\" or \"false\"",
+            |v| matches!(v, "true" | "false"),
+        ),
+        (
+            names::UPSTREAM_HOST_ANNOTATION,
+            "\"public\" or \"pod\"",
+            |v| shared::route::UpstreamHost::parse(v).is_some(),
+        ),
+    ];
+    for (name, expected, ok) in checks {
+        if let Some(v) = a.get(name)
+            && !ok(v)
+        {
+            return Err(SpawnError::BadChoice {
+                name,
+                value: v.clone(),
+                expected,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The owner as a label value: the subject itself when it is a valid label value,
@@ -127,6 +164,7 @@ pub fn plan(input: SpawnInput<'_>) -> Result<Plan, SpawnError> {
     if !reserved.is_empty() {
         return Err(SpawnError::ReservedContext(reserved));
     }
+    check_serving(a)?;
     let var = |name: &str, value: &str| EnvVar {
         name: name.to_string(),
         value: Some(value.to_string()),

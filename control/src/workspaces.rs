@@ -33,11 +33,33 @@ fn parse_id(id: &str) -> Result<WorkspaceId, ToolError> {
     WorkspaceId::parse(id).map_err(|e| ToolError::bad_input(format!("id: {e}")))
 }
 
-/// The workspace's URL on the gateway, when `--gateway-url` is set.
+/// The workspace's URL on the gateway: `<scheme>://<id>.DOMAIN[:port]/` under host
+/// routing (scheme and port from `--gateway-url`, else `http` and none), else
+/// `<gateway-url>/route/<id>/` when `--gateway-url` is set.
 pub fn workspace_url(ctx: &Context, id: &WorkspaceId) -> Option<String> {
+    if let Some(domain) = &ctx.workspace_domain {
+        let (scheme, port) = ctx
+            .gateway_url
+            .as_deref()
+            .and_then(|u| u.parse::<axum::http::Uri>().ok())
+            .map(|u| (u.scheme_str().unwrap_or("http").to_string(), u.port_u16()))
+            .unwrap_or(("http".to_string(), None));
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        return Some(format!("{scheme}://{id}.{domain}{port}/"));
+    }
     ctx.gateway_url
         .as_ref()
         .map(|base| format!("{}/route/{id}/", base.trim_end_matches('/')))
+}
+
+/// Under host routing an id like `8080-app` would be read as port 8080 of `app`.
+fn reachable_by_host(ctx: &Context, id: &WorkspaceId) -> Result<(), ToolError> {
+    match (&ctx.workspace_domain, id.reads_as_port_form()) {
+        (Some(domain), Some(port)) => Err(ToolError::bad_input(format!(
+            "workspace id {id} would read as port {port} of another workspace at {id}.{domain}; choose an id that does not start with a port number and '-'"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Live (not terminating) workspace pods with this id.
@@ -281,6 +303,7 @@ pub async fn spawn(
     progress: &Progress,
 ) -> Result<Outcome, ToolError> {
     let id = parse_id(&req.id)?;
+    reachable_by_host(ctx, &id)?;
     let ns = policy::workspace_namespace(ctx, who, req.namespace.as_deref())?;
     // One spawn per id at a time in this process; across replicas, the claim decides.
     let _guard = ctx.spawn_lock(&id).await;

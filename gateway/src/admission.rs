@@ -7,11 +7,13 @@
 //! | step | refusal |
 //! |---|---|
 //! | the RFC 9728 document path | (answered: the document) |
-//! | `/route/<id>/…` parses | 404 not under `/route/`, 308 to add a slash, 400 bad id or path |
+//! | the host (`<id>.DOMAIN`) or path (`/route/<id>/…`) names a workspace | 404 neither, 308 to add a slash, 400 bad id or path |
 //! | a route table has arrived | 503 `route_table_not_loaded` (after a short wait) |
-//! | a valid token (auth on) | 401 with the challenge |
+//! | a valid token (auth on; the cookie only from the workspace's own origin) | 401 with the challenge |
+//! | a page opened with `?token=` | 303 to the same URL without it, the cookie set |
 //! | the workspace exists | 404 `workspace_not_found` |
 //! | the caller owns it (auth on) | 404 `workspace_not_found`, as if missing (logged as `forbidden`) |
+//! | the port a host names is one the pod declares | 404 `workspace_not_found` |
 //! | it is Ready | 503 `workspace_not_ready` + `Retry-After` |
 //! | a connection slot is free | 503 `workspace_connection_limit` + `Retry-After` |
 
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use pingora::http::RequestHeader;
 use shared::auth::Identity;
-use shared::auth::http::{self as auth_http, TokenSource};
+use shared::auth::http::{self as auth_http, SameSite, TokenSource};
 use shared::ids::WorkspaceId;
 use shared::route::Route;
 
@@ -28,7 +30,7 @@ use crate::answer::Answer;
 use crate::auth::{self, GatewayAuth};
 use crate::limits::{ConnectionCounts, Slot};
 use crate::reject::Reject;
-use crate::routing::{self, Target};
+use crate::routing::{self, Routing, Target, Via};
 use crate::store::RouteStore;
 
 /// How long a request that arrives before the first route table waits for it.
@@ -40,8 +42,10 @@ pub struct Gate {
     pub auth: Option<GatewayAuth>,
     pub connections: Arc<ConnectionCounts>,
     pub max_connections_per_workspace: u32,
-    /// The listener speaks TLS (for URLs in answers).
+    /// The listener speaks TLS (for URLs in answers and the cookie's `Secure`).
     pub tls: bool,
+    /// Host and path routing.
+    pub routing: Routing,
 }
 
 /// A request that gets through.
@@ -49,6 +53,10 @@ pub struct Admitted {
     pub route: Arc<Route>,
     /// The path and query the workspace sees.
     pub upstream_path: String,
+    /// The container port the host named (`<port>-<id>.DOMAIN`).
+    pub port: Option<u16>,
+    /// How the request named the workspace.
+    pub via: Via,
     /// Held for the life of the request (or upgraded connection).
     pub slot: Slot,
 }
@@ -81,8 +89,14 @@ impl Gate {
                 &["header", "query"],
             )));
         }
-        let (id, upstream) = match routing::parse(uri.path(), uri.query()) {
-            Target::Workspace { id, upstream } => (id, upstream),
+        let host = request_host(req);
+        let (id, port, upstream, via) = match self.routing.parse(host, uri.path(), uri.query()) {
+            Target::Workspace {
+                id,
+                port,
+                upstream,
+                via,
+            } => (id, port, upstream, via),
             Target::AddSlash { location } => return Err(Answer::Redirect { location }),
             Target::Other => return Err(Answer::Reject(Reject::NotFound)),
             Target::Bad(reject) => return Err(Answer::Reject(reject)),
@@ -92,11 +106,15 @@ impl Gate {
             return Err(Answer::Reject(Reject::TableNotLoaded));
         }
         if let Some(auth) = &self.auth {
-            match auth.authenticate(&req.headers, uri.query()).await {
+            match auth.authenticate(&req.headers, host, uri.query()).await {
                 Ok((who, source, cached)) => {
+                    let expires_at = who.expires_at;
                     seen.identity = Some(who);
                     seen.token_source = Some(source);
                     seen.cached = cached;
+                    if source == TokenSource::Query && auth::is_page_navigation(req) {
+                        return Err(self.sign_in(req, &id, via, expires_at));
+                    }
                 }
                 Err(why) => {
                     return Err(Answer::Unauthorized {
@@ -113,6 +131,11 @@ impl Gate {
             && !auth::owns(who, &route)
         {
             return Err(Answer::Reject(Reject::Forbidden));
+        }
+        if let Some(p) = port
+            && !route.web.ports.contains(&p)
+        {
+            return Err(Answer::Reject(Reject::WorkspaceNotFound));
         }
         // A route has an upstream only once it is Ready.
         if route.upstream().is_none() {
@@ -132,16 +155,58 @@ impl Gate {
         Ok(Admitted {
             route,
             upstream_path,
+            port,
+            via,
             slot,
         })
     }
 
+    /// A page opened with `?token=`: the token goes into the workspace's cookie and the
+    /// browser is sent to the same URL without it, so it leaves the address bar, the
+    /// history and every later `Referer`. The cookie is host-only on a workspace's own
+    /// host (`SameSite=Lax`, so links from elsewhere open it signed in) and scoped to
+    /// `/route/<id>/` on the shared path-routing origin (`Strict`).
+    fn sign_in(&self, req: &RequestHeader, id: &WorkspaceId, via: Via, expires_at: u64) -> Answer {
+        let token = req
+            .uri
+            .query()
+            .and_then(auth_http::query_token)
+            .unwrap_or_default();
+        let (path, same_site) = match via {
+            Via::Host => ("/".to_string(), SameSite::Lax),
+            Via::Path => (format!("{}{id}/", routing::PREFIX), SameSite::Strict),
+        };
+        let max_age = expires_at.saturating_sub(unix_now());
+        let location = match req.uri.query().and_then(auth_http::query_without_token) {
+            Some(q) => format!("{}?{q}", req.uri.path()),
+            None => req.uri.path().to_string(),
+        };
+        Answer::SignIn {
+            location,
+            cookie: auth_http::token_cookie(&path, &token, max_age, self.tls, same_site),
+        }
+    }
+
     /// `scheme://host` as the client addressed this gateway (for documents and links).
-    fn origin(&self, req: &RequestHeader) -> String {
+    pub fn origin(&self, req: &RequestHeader) -> String {
         auth_http::origin(
             &req.headers,
             req.uri.authority().map(|a| a.as_str()),
             self.tls,
         )
     }
+}
+
+/// What the client addressed: the `Host` header, else the URI's authority (HTTP/2).
+pub fn request_host(req: &RequestHeader) -> Option<&str> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -26,9 +26,13 @@ impl GatewayAuth {
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
+        host: Option<&str>,
         query: Option<&str>,
     ) -> Result<(Identity, TokenSource, bool), AuthError> {
         let (token, source) = auth_http::find_token(headers, query).ok_or(AuthError::Missing)?;
+        if source == TokenSource::Cookie && !cookie_allowed(headers, host) {
+            return Err(AuthError::Missing);
+        }
         if let Some(id) = self.verifier.cached(&token) {
             return Ok((id, source, true));
         }
@@ -41,6 +45,49 @@ impl GatewayAuth {
 /// with auth off) is reachable by nobody while auth is on.
 pub fn owns(who: &Identity, route: &Route) -> bool {
     route.owner_sub.as_deref() == Some(&*who.sub)
+}
+
+/// Whether the token cookie may authenticate this request (`host`: what it was sent
+/// to). Not when a page of another origin sent it: browsers attach `SameSite=Lax`
+/// cookies to sub-requests from any page of the same *site*, and every workspace host
+/// under one domain is the same site. So a request the browser marks as from another
+/// origin (`Sec-Fetch-Site: same-site` or `cross-site`) counts only as a top-level
+/// navigation, and any request whose `Origin` is another host (a form POST, a fetch, a
+/// WebSocket from a sibling workspace; `null`) does not count at all.
+pub fn cookie_allowed(headers: &HeaderMap, host: Option<&str>) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match header("sec-fetch-site") {
+        None | Some("same-origin") | Some("none") => {}
+        Some(_) if header("sec-fetch-mode") == Some("navigate") => {}
+        Some(_) => return false,
+    }
+    header("origin").is_none_or(|origin| !is_foreign_origin(origin, host))
+}
+
+/// Whether `origin` (an `Origin` header) is another host than `host` (what the request
+/// addressed). The scheme is not compared: TLS may end before the gateway.
+pub fn is_foreign_origin(origin: &str, host: Option<&str>) -> bool {
+    let origin_host = origin.split_once("://").map(|(_, h)| h);
+    !matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// A `Referer` value without a `token` query parameter (`None`: nothing to change).
+pub fn referer_without_token(referer: &str) -> Option<String> {
+    let (before, fragment) = match referer.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (referer, None),
+    };
+    let (path, query) = before.split_once('?')?;
+    auth_http::query_token(query)?;
+    let mut out = match auth_http::query_without_token(query) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Some(out)
 }
 
 /// Whether this looks like a browser opening a page (so a cookie is worth setting).
@@ -103,6 +150,106 @@ pub fn strip_query_token(upstream: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn map(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap_or_else(|e| panic!("{e}")));
+        }
+        h
+    }
+
+    #[test]
+    fn a_cookie_counts_only_from_its_own_origin_or_a_navigation() {
+        let host = Some("alice.ws.test");
+        let cases: [(&[(&'static str, &str)], bool); 11] = [
+            (&[], true),
+            (
+                &[
+                    ("sec-fetch-site", "same-origin"),
+                    ("sec-fetch-mode", "cors"),
+                ],
+                true,
+            ),
+            (
+                &[("sec-fetch-site", "none"), ("sec-fetch-mode", "navigate")],
+                true,
+            ),
+            (
+                &[
+                    ("sec-fetch-site", "cross-site"),
+                    ("sec-fetch-mode", "navigate"),
+                ],
+                true,
+            ),
+            (
+                &[("sec-fetch-site", "same-site"), ("sec-fetch-mode", "cors")],
+                false,
+            ),
+            (
+                &[
+                    ("sec-fetch-site", "same-site"),
+                    ("sec-fetch-mode", "websocket"),
+                ],
+                false,
+            ),
+            (
+                &[
+                    ("sec-fetch-site", "cross-site"),
+                    ("sec-fetch-mode", "no-cors"),
+                ],
+                false,
+            ),
+            (&[("origin", "http://alice.ws.test")], true),
+            (&[("origin", "https://ALICE.ws.test")], true),
+            // A form POST from a sibling is a navigation, but its Origin gives it away.
+            (
+                &[
+                    ("sec-fetch-site", "same-site"),
+                    ("sec-fetch-mode", "navigate"),
+                    ("origin", "http://mallory.ws.test"),
+                ],
+                false,
+            ),
+            (&[("origin", "null")], false),
+        ];
+        for (headers, allowed) in cases {
+            assert_eq!(cookie_allowed(&map(headers), host), allowed, "{headers:?}");
+        }
+        assert!(!cookie_allowed(&map(&[("origin", "http://x")]), None));
+    }
+
+    #[test]
+    fn only_the_requests_own_host_is_not_foreign() {
+        assert!(!is_foreign_origin(
+            "http://demo.ws.test",
+            Some("demo.ws.test")
+        ));
+        assert!(!is_foreign_origin(
+            "https://DEMO.ws.test",
+            Some("demo.ws.test")
+        ));
+        assert!(is_foreign_origin(
+            "http://mallory.ws.test",
+            Some("demo.ws.test")
+        ));
+        assert!(is_foreign_origin("null", Some("demo.ws.test")));
+        assert!(is_foreign_origin("http://demo.ws.test", None));
+    }
+
+    #[test]
+    fn the_referer_loses_its_token() {
+        assert_eq!(
+            referer_without_token("http://a.test/p?token=t&x=1#f").as_deref(),
+            Some("http://a.test/p?x=1#f")
+        );
+        assert_eq!(
+            referer_without_token("http://a.test/p?token=t").as_deref(),
+            Some("http://a.test/p")
+        );
+        assert_eq!(referer_without_token("http://a.test/p?x=1"), None);
+        assert_eq!(referer_without_token("http://a.test/p"), None);
+    }
 
     fn req(method: &str, headers: &[(&'static str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build(method, b"/x", None).unwrap_or_else(|e| panic!("{e}"));
@@ -201,6 +348,7 @@ mod tests {
             addr: None,
             owner_sub: owner.map(str::to_string),
             port_is_default: false,
+            web: Default::default(),
         };
         let alice = Identity::user("alice", u64::MAX);
         assert!(owns(&alice, &route(Some("alice"))));

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod reject;
+pub mod responses;
 pub mod routing;
 pub mod store;
 pub mod sync;
@@ -61,6 +62,8 @@ pub struct GatewayConfig {
     pub upgrade: bool,
     /// Where the old gateway hands its listening sockets to the new one.
     pub upgrade_sock: PathBuf,
+    /// Host routing (`--workspace-domain`) and path routing (`--path-routing`).
+    pub routing: routing::Routing,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +191,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
                 limits: config.limits.clone(),
                 default_workspace_port: config.default_workspace_port,
                 activity: activity.clone(),
+                routing: config.routing.clone(),
             },
         ),
     );

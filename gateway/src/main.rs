@@ -78,6 +78,14 @@ struct Args {
     /// against the process's open-file limit).
     #[arg(long, env = "GATEWAY_UPSTREAM_POOL_SIZE", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..))]
     upstream_pool_size: u64,
+    /// Host routing: `<id>.DOMAIN` reaches workspace `<id>` (path untouched) and
+    /// `<port>-<id>.DOMAIN` that container port of it — each workspace its own browser
+    /// origin. Point a wildcard DNS record (and certificate) for `*.DOMAIN` here.
+    #[arg(long, env = "WORKSPACE_DOMAIN")]
+    workspace_domain: Option<String>,
+    /// Path routing (`/route/<id>/`); `--path-routing false` leaves host routing only.
+    #[arg(long, env = "PATH_ROUTING", default_value_t = true, action = clap::ArgAction::Set)]
+    path_routing: bool,
     #[command(flatten)]
     auth: shared::auth::AuthArgs,
 }
@@ -109,6 +117,24 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     if args.threads == 0 {
         eprintln!("nocrd9-gateway: --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    let domain = match args
+        .workspace_domain
+        .as_deref()
+        .map(shared::ids::workspace_domain)
+    {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            eprintln!("nocrd9-gateway: --workspace-domain: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !args.path_routing && domain.is_none() {
+        eprintln!(
+            "nocrd9-gateway: --path-routing false needs --workspace-domain (nothing would be routed)"
+        );
         return ExitCode::from(2);
     }
     let auth = match args.auth.build() {
@@ -156,6 +182,10 @@ fn main() -> ExitCode {
         activity_every: gateway::sync::ACTIVITY_EVERY,
         upgrade: args.upgrade,
         upgrade_sock: args.upgrade_sock,
+        routing: gateway::routing::Routing {
+            domain,
+            path: args.path_routing,
+        },
         limits: gateway::limits::Limits {
             max_header_bytes: args.max_header_bytes,
             upstream_timeout: std::time::Duration::from_secs(args.upstream_timeout_secs),

@@ -4,9 +4,9 @@
 //! | phase | what we do |
 //! |---|---|
 //! | `request_filter` | head size and timeouts, then `admission::Gate::admit` (the checks, in order) or our answer (`answer.rs`) |
-//! | `upstream_peer` | the pod's address; pooled connections are keyed by pod UID |
-//! | `upstream_request_filter` | the upstream path (prefix and our token gone), `forwarded::rewrite`, `auth::strip_credentials` |
-//! | `response_filter` | the workspace cookie for a page opened with `?token=`; notes an upgrade |
+//! | `upstream_peer` | the pod's address (the port a host named); pooled connections are keyed by pod UID |
+//! | `upstream_request_filter` | the upstream path (prefix and our token gone), `Host` per template, `forwarded::rewrite`, `auth::strip_credentials`, no token in `Referer` |
+//! | `response_filter` | `responses.rs`: `Location`, `Set-Cookie`, credentials for other origins; notes an upgrade |
 //! | `request_body_filter` / `response_body_filter` | activity: WebSocket data frames (not pings) on upgraded connections |
 //! | `connected_to_upstream` | counts new and reused upstream connections |
 //! | `fail_to_proxy` | `Reject::from_error` (502 / 504, nothing for a departed client) |
@@ -21,17 +21,17 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use shared::auth::http::{self as auth_http, TokenSource};
-use shared::route::Route;
+use shared::route::{Route, UpstreamHost};
 
-use crate::admission::{Gate, Seen};
+use crate::admission::{self, Gate, Seen};
 use crate::answer::{self, Answer};
 use crate::auth::{self, GatewayAuth};
 use crate::forwarded::{self, Forwarded};
 use crate::limits::{self, ConnectionCounts, Limits, Slot};
 use crate::metrics::GatewayMetrics;
 use crate::reject::Reject;
-use crate::routing;
+use crate::responses::{self, Rewrite};
+use crate::routing::{self, Routing, Via};
 use crate::store::RouteStore;
 
 /// How long to wait for a workspace to accept a connection.
@@ -54,6 +54,8 @@ pub struct ProxySettings {
     pub default_workspace_port: u16,
     /// Where requests and WebSocket frames are recorded for the route feed to report.
     pub activity: Arc<shared::activity::ActivityLog>,
+    /// Host and path routing.
+    pub routing: Routing,
 }
 
 /// Per-request state, also what the access log reports.
@@ -63,6 +65,11 @@ pub struct RequestCtx {
     seen: Seen,
     route: Option<Arc<Route>>,
     upstream_path: Option<String>,
+    /// How the request named its workspace, and the port its host named.
+    via: Option<Via>,
+    port: Option<u16>,
+    /// The client wants pages, not JSON, for our answers.
+    html: bool,
     reject: Option<Reject>,
     /// A WebSocket upgrade or an event stream: idle timeouts instead of request ones.
     long_lived: bool,
@@ -86,6 +93,7 @@ impl GatewayProxy {
                 connections: Arc::new(ConnectionCounts::default()),
                 max_connections_per_workspace: settings.limits.max_connections_per_workspace,
                 tls: settings.tls,
+                routing: settings.routing,
             },
             metrics,
             limits: settings.limits,
@@ -96,6 +104,26 @@ impl GatewayProxy {
 
     fn strips_credentials(&self) -> bool {
         self.gate.auth.as_ref().is_some_and(|a| !a.forward_auth)
+    }
+
+    /// `/route/<id>` for a path-routed request (what the workspace is served under).
+    fn prefix(&self, ctx: &RequestCtx) -> Option<String> {
+        match (ctx.via, &ctx.seen.workspace) {
+            (Some(Via::Path), Some(id)) => Some(format!("{}{id}", routing::PREFIX)),
+            _ => None,
+        }
+    }
+
+    /// Where this request goes: the pod's address at the port the host named, else the
+    /// route's (or this gateway's default) port.
+    fn upstream_addr(&self, route: &Route, port: Option<u16>) -> Option<SocketAddr> {
+        let mut addr = route.upstream()?;
+        if let Some(p) = port {
+            addr.set_port(p);
+        } else if route.port_is_default {
+            addr.set_port(self.default_workspace_port);
+        }
+        Some(addr)
     }
 
     /// Writes our answer and ends the request (`Ok(true)`: Pingora stops here).
@@ -110,7 +138,7 @@ impl GatewayProxy {
             ctx.seen.auth_reason = Some(why.code());
         }
         ctx.reject = answer.reject();
-        answer::write(session, &answer).await?;
+        answer::write(session, &answer, ctx.html).await?;
         Ok(true)
     }
 
@@ -140,6 +168,9 @@ impl ProxyHttp for GatewayProxy {
             seen: Seen::default(),
             route: None,
             upstream_path: None,
+            via: None,
+            port: None,
+            html: false,
             reject: None,
             long_lived: false,
             slot: None,
@@ -149,6 +180,7 @@ impl ProxyHttp for GatewayProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
+        ctx.html = answer::wants_html(req.headers.get("accept").and_then(|v| v.to_str().ok()));
         if limits::head_bytes(req) > self.limits.max_header_bytes {
             return self
                 .answer(session, ctx, Answer::Reject(Reject::HeadersTooLarge))
@@ -170,6 +202,8 @@ impl ProxyHttp for GatewayProxy {
                     .record(&a.route.workspace_id, &a.route.pod_uid, now_ms());
                 ctx.route = Some(a.route);
                 ctx.upstream_path = Some(a.upstream_path);
+                ctx.via = Some(a.via);
+                ctx.port = a.port;
                 ctx.slot = Some(a.slot);
                 Ok(false)
             }
@@ -186,12 +220,9 @@ impl ProxyHttp for GatewayProxy {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
-        let mut addr: SocketAddr = route
-            .upstream()
+        let addr = self
+            .upstream_addr(route, ctx.port)
             .ok_or_else(|| Error::explain(InternalError, "route has no address"))?;
-        if route.port_is_default {
-            addr.set_port(self.default_workspace_port);
-        }
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.group_key = pool_key(&route.pod_uid);
         peer.options.connection_timeout = Some(CONNECT_TIMEOUT.min(self.limits.upstream_timeout));
@@ -217,11 +248,7 @@ impl ProxyHttp for GatewayProxy {
             .parse::<http::Uri>()
             .map_err(|e| Error::because(InternalError, "rewriting the path", e))?;
         up.set_uri(uri);
-        let prefix = ctx
-            .seen
-            .workspace
-            .as_ref()
-            .map(|id| format!("{}{id}", routing::PREFIX));
+        let prefix = self.prefix(ctx);
         forwarded::rewrite(
             up,
             &Forwarded {
@@ -238,6 +265,20 @@ impl ProxyHttp for GatewayProxy {
         if self.strips_credentials() {
             auth::strip_credentials(up);
         }
+        if let Some(clean) = up
+            .headers
+            .get("referer")
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::referer_without_token)
+        {
+            up.insert_header("referer", clean)?;
+        }
+        if let Some(route) = &ctx.route
+            && route.web.upstream_host == UpstreamHost::Pod
+            && let Some(addr) = self.upstream_addr(route, ctx.port)
+        {
+            up.insert_header("host", addr.to_string())?;
+        }
         Ok(())
     }
 
@@ -248,27 +289,50 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upgraded = resp.status.as_u16() == 101;
-        // A page opened with `?token=` gets the token as a cookie scoped to this
-        // workspace, so its own links and sub-requests keep working.
-        let seen = &ctx.seen;
-        let (Some(TokenSource::Query), Some(who), Some(id)) =
-            (seen.token_source, &seen.identity, &seen.workspace)
-        else {
+        let req = session.req_header();
+        let host = admission::request_host(req);
+        if let Some(origin) = req.headers.get("origin").and_then(|v| v.to_str().ok())
+            && auth::is_foreign_origin(origin, host)
+        {
+            resp.remove_header("access-control-allow-credentials");
+        }
+        let Some(route) = &ctx.route else {
             return Ok(());
         };
-        let req = session.req_header();
-        if !auth::is_page_navigation(req) {
+        // Most answers carry neither header: nothing to allocate for them.
+        if !resp.headers.contains_key("location") && !resp.headers.contains_key("set-cookie") {
             return Ok(());
         }
-        let Some(token) = req.uri.query().and_then(auth_http::query_token) else {
-            return Ok(());
+        let prefix = self.prefix(ctx).filter(|_| route.web.rewrite_responses);
+        let pod = self.upstream_addr(route, ctx.port).map(|a| a.to_string());
+        let rewrite = Rewrite {
+            prefix: prefix.as_deref(),
+            public_host: host,
+            public_scheme: if self.gate.tls { "https" } else { "http" },
+            pod_authority: pod.as_deref(),
         };
-        let max_age = who.expires_at.saturating_sub(now_ms() / 1000);
-        let path = format!("{}{id}/", routing::PREFIX);
-        resp.append_header(
-            "set-cookie",
-            auth_http::token_cookie(&path, &token, max_age, self.gate.tls),
-        )?;
+        if let Some(new) = resp
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|loc| responses::location(loc, &rewrite))
+        {
+            resp.insert_header("location", new)?;
+        }
+        let cookies: Vec<String> = resp
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        if !cookies.is_empty() {
+            resp.remove_header("set-cookie");
+            for c in cookies {
+                if let Some(kept) = responses::set_cookie(&c, rewrite.prefix) {
+                    resp.append_header("set-cookie", kept)?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -317,7 +381,7 @@ impl ProxyHttp for GatewayProxy {
         ctx.reject = reject;
         if let Some(r) = reject
             && session.response_written().is_none()
-            && let Err(err) = answer::write(session, &Answer::Reject(r)).await
+            && let Err(err) = answer::write(session, &Answer::Reject(r), ctx.html).await
         {
             tracing::debug!(error = %err, "could not send the error response");
         }

@@ -103,10 +103,11 @@ impl Reject {
         }
     }
 
-    fn message(self) -> &'static str {
+    /// What the refusal means, in words (the JSON `message`, the HTML page's text).
+    pub fn message(self) -> &'static str {
         match self {
             Reject::NotFound => {
-                "nothing is served here; workspaces are under /route/<workspace-id>/"
+                "nothing is served here: no workspace is named by this host or path"
             }
             Reject::WorkspaceNotFound => "no workspace with this id",
             Reject::WorkspaceNotReady => "the workspace is starting; retry shortly",

@@ -1,9 +1,18 @@
-//! `/route/<id>/<rest>` → which workspace, and what path its upstream sees. Pure.
+//! Which workspace a request is for, and what path its upstream sees. Pure.
 //!
-//! The id must be a DNS label. The rest is forwarded as sent (still percent-encoded), but
-//! it is checked after percent-decoding: a `..` segment, an encoded `/` or `\`, a NUL or
-//! a malformed escape is refused, so no upstream can be tricked into reading outside
-//! its prefix.
+//! Two ways to name a workspace:
+//! - **By host** (`--workspace-domain DOMAIN`): `Host: <id>.DOMAIN[:port]` is workspace
+//!   `<id>` with the path untouched; `<port>-<id>.DOMAIN` is that container port of it.
+//!   Each workspace is then its own browser origin. On a workspace host nothing else is
+//!   routed (no `/route/` paths), so no other workspace shares its origin.
+//! - **By path** (`/route/<id>/<rest>`, unless `--path-routing false`): the prefix is
+//!   stripped. The rest is forwarded as sent (still percent-encoded), but it is checked
+//!   after percent-decoding: a `..` segment, an encoded `/` or `\`, a NUL or a malformed
+//!   escape is refused, so no upstream can be tricked into reading outside its prefix.
+//!
+//! Ids are DNS labels. A host label `<digits>-<rest>` whose digits are a port (1–65535)
+//! is the port form, so such ids are reachable by path only (control refuses them when
+//! it knows the domain).
 
 use shared::ids::WorkspaceId;
 
@@ -11,21 +20,109 @@ use crate::reject::Reject;
 
 pub const PREFIX: &str = "/route/";
 
-/// What a request path asks for.
+/// How requests name workspaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    /// `--workspace-domain`: lower-case, no leading or trailing dot.
+    pub domain: Option<String>,
+    /// `--path-routing`.
+    pub path: bool,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing {
+            domain: None,
+            path: true,
+        }
+    }
+}
+
+/// How a request named its workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Host,
+    Path,
+}
+
+/// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Proxy to the workspace; `upstream` is the path and query the upstream sees.
-    Workspace { id: WorkspaceId, upstream: String },
+    /// Proxy to the workspace (at `port`, if the host named one); `upstream` is the path
+    /// and query the upstream sees.
+    Workspace {
+        id: WorkspaceId,
+        port: Option<u16>,
+        upstream: String,
+        via: Via,
+    },
     /// `/route/<id>` without its slash: redirect here (query kept).
     AddSlash { location: String },
-    /// Not under `/route/`.
+    /// Not a workspace's host or path.
     Other,
     /// Refused with this answer (400).
     Bad(Reject),
 }
 
-/// Parses a request target (path and optional query).
-pub fn parse(path: &str, query: Option<&str>) -> Target {
+impl Routing {
+    /// Parses a request's host (the `Host` header, else the URI's authority) and target.
+    pub fn parse(&self, host: Option<&str>, path: &str, query: Option<&str>) -> Target {
+        if let (Some(domain), Some(host)) = (&self.domain, host)
+            && let Some(label) = workspace_label(host, domain)
+        {
+            return by_host(&label, path, query);
+        }
+        if self.path {
+            by_path(path, query)
+        } else {
+            Target::Other
+        }
+    }
+
+    /// The domain's form of a host header (`<label>.DOMAIN[:port]`), for tests and links.
+    pub fn is_workspace_host(&self, host: &str) -> bool {
+        self.domain
+            .as_deref()
+            .is_some_and(|d| workspace_label(host, d).is_some())
+    }
+}
+
+/// The label before `.domain` in `host` (port stripped, lower-cased), if the host is
+/// under the domain.
+fn workspace_label(host: &str, domain: &str) -> Option<String> {
+    if host.starts_with('[') {
+        return None;
+    }
+    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    let label = name.strip_suffix(domain)?.strip_suffix('.')?;
+    (!label.is_empty()).then(|| label.to_string())
+}
+
+fn by_host(label: &str, path: &str, query: Option<&str>) -> Target {
+    let Ok(whole) = WorkspaceId::parse(label) else {
+        return Target::Bad(Reject::InvalidWorkspaceId);
+    };
+    let (id, port) = match whole.reads_as_port_form() {
+        Some(port) => match label
+            .split_once('-')
+            .map(|(_, rest)| WorkspaceId::parse(rest))
+        {
+            Some(Ok(id)) => (id, Some(port)),
+            _ => (whole, None),
+        },
+        None => (whole, None),
+    };
+    let q = query.map(|q| format!("?{q}")).unwrap_or_default();
+    Target::Workspace {
+        id,
+        port,
+        upstream: format!("{path}{q}"),
+        via: Via::Host,
+    }
+}
+
+fn by_path(path: &str, query: Option<&str>) -> Target {
     let Some(after) = path.strip_prefix(PREFIX) else {
         if path == "/route" {
             return Target::Bad(Reject::InvalidWorkspaceId);
@@ -50,7 +147,9 @@ pub fn parse(path: &str, query: Option<&str>) -> Target {
     }
     Target::Workspace {
         id,
+        port: None,
         upstream: format!("{rest}{q}"),
+        via: Via::Path,
     }
 }
 
@@ -95,7 +194,18 @@ mod tests {
     fn ws(id: &str, upstream: &str) -> Target {
         Target::Workspace {
             id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
+            port: None,
             upstream: upstream.into(),
+            via: Via::Path,
+        }
+    }
+
+    fn host(id: &str, port: Option<u16>, upstream: &str) -> Target {
+        Target::Workspace {
+            id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
+            port,
+            upstream: upstream.into(),
+            via: Via::Host,
         }
     }
 
@@ -147,8 +257,109 @@ mod tests {
             ("/", None, Target::Other),
             ("/routes/x", None, Target::Other),
         ];
+        let routing = Routing::default();
         for (path, query, expected) in cases {
-            assert_eq!(parse(path, query), expected, "{path} {query:?}");
+            assert_eq!(
+                routing.parse(Some("gw.test"), path, query),
+                expected,
+                "{path} {query:?}"
+            );
         }
+    }
+
+    #[test]
+    fn hosts_under_the_domain_name_a_workspace_and_its_ports() {
+        let routing = Routing {
+            domain: Some("ws.example.com".into()),
+            path: true,
+        };
+        let cases: Vec<(&str, &str, Option<&str>, Target)> = vec![
+            (
+                "demo.ws.example.com",
+                "/a/b",
+                Some("x=1"),
+                host("demo", None, "/a/b?x=1"),
+            ),
+            (
+                "demo.ws.example.com:8443",
+                "/",
+                None,
+                host("demo", None, "/"),
+            ),
+            ("DEMO.WS.Example.COM", "/", None, host("demo", None, "/")),
+            ("demo.ws.example.com.", "/", None, host("demo", None, "/")),
+            (
+                "8080-demo.ws.example.com",
+                "/x",
+                None,
+                host("demo", Some(8080), "/x"),
+            ),
+            (
+                "8080-my-app.ws.example.com",
+                "/",
+                None,
+                host("my-app", Some(8080), "/"),
+            ),
+            // Not a port: the whole label is the id.
+            (
+                "0-demo.ws.example.com",
+                "/",
+                None,
+                host("0-demo", None, "/"),
+            ),
+            (
+                "99999-demo.ws.example.com",
+                "/",
+                None,
+                host("99999-demo", None, "/"),
+            ),
+            (
+                "my-app.ws.example.com",
+                "/",
+                None,
+                host("my-app", None, "/"),
+            ),
+            // The path is the workspace's: no /route/ on a workspace host, no checks.
+            (
+                "demo.ws.example.com",
+                "/route/other/",
+                None,
+                host("demo", None, "/route/other/"),
+            ),
+            (
+                "a.b.ws.example.com",
+                "/",
+                None,
+                Target::Bad(Reject::InvalidWorkspaceId),
+            ),
+            (
+                "under_score.ws.example.com",
+                "/",
+                None,
+                Target::Bad(Reject::InvalidWorkspaceId),
+            ),
+            // Not under the domain: path routing.
+            ("ws.example.com", "/route/demo/", None, ws("demo", "/")),
+            ("evilws.example.com", "/route/demo/", None, ws("demo", "/")),
+            ("gw.test", "/route/demo/x", None, ws("demo", "/x")),
+            ("[::1]:8080", "/route/demo/", None, ws("demo", "/")),
+            ("gw.test", "/", None, Target::Other),
+        ];
+        for (h, path, query, expected) in cases {
+            assert_eq!(routing.parse(Some(h), path, query), expected, "{h}{path}");
+        }
+        let host_only = Routing {
+            path: false,
+            ..routing
+        };
+        assert_eq!(
+            host_only.parse(Some("gw.test"), "/route/demo/", None),
+            Target::Other
+        );
+        assert_eq!(host_only.parse(None, "/route/demo/", None), Target::Other);
+        assert_eq!(
+            host_only.parse(Some("demo.ws.example.com"), "/", None),
+            host("demo", None, "/")
+        );
     }
 }

@@ -54,6 +54,8 @@ pub struct Options {
     pub limits: Limits,
     pub default_workspace_port: Option<u16>,
     pub threads: Option<usize>,
+    /// Host and path routing (default: path routing only).
+    pub routing: crate::routing::Routing,
 }
 
 /// A running gateway and its live handles.
@@ -93,6 +95,7 @@ impl TestGateway {
             upgrade: false,
             upgrade_sock: std::env::temp_dir()
                 .join(format!("nocrd9-test-upgrade-{}.sock", addr.port())),
+            routing: opts.routing,
         };
         let gw = build(&config).expect("the gateway builds");
         let (store, sync, metrics, activity) = (

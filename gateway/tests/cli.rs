@@ -11,6 +11,18 @@ fn bad_flags_and_busy_addresses_exit_2() {
         .to_string();
     for (args, needle) in [
         (vec!["--threads", "0"], "--threads must be at least 1"),
+        (
+            vec!["--workspace-domain", "a..b"],
+            "--workspace-domain: the workspace domain \"a..b\" has a label \"\"",
+        ),
+        (
+            vec!["--path-routing", "false"],
+            "--path-routing false needs --workspace-domain",
+        ),
+        (
+            vec!["--path-routing", "maybe"],
+            "invalid value 'maybe' for '--path-routing",
+        ),
         (vec!["--listen", "not-an-address"], "invalid socket address"),
         (vec!["--auth-enabled"], "needs a key"),
         (

@@ -77,6 +77,7 @@ async fn sigterm_drains_and_the_access_log_never_holds_a_token() {
             addr: Some(up),
             owner_sub: Some("alice".into()),
             port_is_default: false,
+            web: Default::default(),
         },
     }]);
     let port = free_port();

@@ -116,6 +116,7 @@ async fn an_upgrade_refuses_no_connection_and_answers_no_error() {
             addr: Some(up_addr),
             owner_sub: None,
             port_is_default: false,
+            web: Default::default(),
         },
     }]);
 

@@ -69,9 +69,67 @@ impl fmt::Display for WorkspaceId {
     }
 }
 
+impl WorkspaceId {
+    /// The container port this id would name as a host label (`<port>-<rest>`, port
+    /// 1–65535): host routing reads such a label as that port of workspace `<rest>`, so
+    /// the id itself is reachable by path only.
+    pub fn reads_as_port_form(&self) -> Option<u16> {
+        let (digits, rest) = self.0.split_once('-')?;
+        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let port = digits.parse::<u16>().ok().filter(|p| *p > 0)?;
+        WorkspaceId::parse(rest).ok().map(|_| port)
+    }
+}
+
+/// A `--workspace-domain` value, normalised: lower-case, without leading or trailing
+/// dots; every label a DNS label.
+pub fn workspace_domain(s: &str) -> Result<String, String> {
+    let d = s
+        .trim()
+        .trim_start_matches('.')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if d.is_empty() {
+        return Err("the workspace domain is empty".into());
+    }
+    if d.len() > 190 {
+        return Err(format!(
+            "the workspace domain {d:?} is too long for <port>-<id>.{{domain}} to be a host name"
+        ));
+    }
+    for label in d.split('.') {
+        if WorkspaceId::parse(label).is_err() {
+            return Err(format!(
+                "the workspace domain {s:?} has a label {label:?} that is not a DNS label"
+            ));
+        }
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domains_are_dns_names_and_port_forms_are_recognised() {
+        assert_eq!(
+            workspace_domain(".WS.Example.com.").as_deref(),
+            Ok("ws.example.com")
+        );
+        assert_eq!(workspace_domain("localhost").as_deref(), Ok("localhost"));
+        for bad in ["", ".", "a..b", "under_score.test", "-a.test", "a b"] {
+            assert!(workspace_domain(bad).is_err(), "{bad}");
+        }
+        let id = |s: &str| WorkspaceId::parse(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(id("8080-app").reads_as_port_form(), Some(8080));
+        assert_eq!(id("0-app").reads_as_port_form(), None);
+        assert_eq!(id("99999-app").reads_as_port_form(), None);
+        assert_eq!(id("app-8080").reads_as_port_form(), None);
+        assert_eq!(id("8080").reads_as_port_form(), None);
+    }
 
     #[test]
     fn ids_are_dns_labels() {

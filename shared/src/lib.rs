@@ -30,6 +30,11 @@ pub mod names {
     pub const USER_SUB_ANNOTATION: &str = "nogoo9/user-sub";
     /// Annotation on a pod (or template) naming the port the workspace app listens on.
     pub const WORKSPACE_PORT_ANNOTATION: &str = "nogoo9/workspace-port";
+    /// Template annotation: `"false"` turns off path routing's `Location`/`Set-Cookie`
+    /// rewriting for the workspace.
+    pub const REWRITE_RESPONSES_ANNOTATION: &str = "nogoo9/rewrite-responses";
+    /// Template annotation: the `Host` the workspace sees, `public` (default) or `pod`.
+    pub const UPSTREAM_HOST_ANNOTATION: &str = "nogoo9/upstream-host";
     /// The port used when a workspace names none.
     pub const DEFAULT_WORKSPACE_PORT: u16 = 3000;
     /// Label on spawned objects: `nogoo9/managed-by=nogoo9-spawner`.

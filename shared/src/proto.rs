@@ -26,6 +26,9 @@
 //! 3. Incompatible changes bump `PROTOCOL_VERSION`; control keeps answering the previous
 //!    version for one release.
 //! 4. `tests/compat.rs` pins v1 frames: they must keep decoding.
+//! 5. The table hash in acks covers a route's v1 fields only (`table.rs`): a gateway of
+//!    the previous release drops fields it does not know and must still agree, or every
+//!    ack would trigger a snapshot.
 
 use serde::{Deserialize, Serialize};
 

@@ -36,6 +36,70 @@ pub struct Route {
     /// controls that predate it, whose port is then used as sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub port_is_default: bool,
+    /// How the gateway serves it to browsers (fields added after v1; not in the table
+    /// hash, so gateways of the previous release still agree on it).
+    #[serde(flatten)]
+    pub web: WebOptions,
+}
+
+/// Per-workspace serving options, from the pod (and so from its template).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WebOptions {
+    /// Container ports the pod declares: host routing's `<port>-<id>` form reaches only
+    /// these. Empty from controls that predate it (then no port form matches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+    /// Under path routing, rewrite the workspace's `Location` and `Set-Cookie` `Path`
+    /// under `/route/<id>/` (`nogoo9/rewrite-responses`, default on).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub rewrite_responses: bool,
+    /// The `Host` the workspace sees (`nogoo9/upstream-host`).
+    #[serde(default, skip_serializing_if = "UpstreamHost::is_public")]
+    pub upstream_host: UpstreamHost,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        WebOptions {
+            ports: Vec::new(),
+            rewrite_responses: true,
+            upstream_host: UpstreamHost::Public,
+        }
+    }
+}
+
+/// The `Host` header a workspace sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamHost {
+    /// The client's `Host` (what the browser addressed).
+    #[default]
+    Public,
+    /// `podIP:port`, which some apps (ttyd) insist on.
+    Pod,
+}
+
+impl UpstreamHost {
+    pub fn is_public(&self) -> bool {
+        *self == UpstreamHost::Public
+    }
+
+    /// The annotation's value (`public` or `pod`).
+    pub fn parse(value: &str) -> Option<UpstreamHost> {
+        match value {
+            "public" => Some(UpstreamHost::Public),
+            "pod" => Some(UpstreamHost::Pod),
+            _ => None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Route {

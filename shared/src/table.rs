@@ -224,9 +224,31 @@ impl RouteTable {
     }
 }
 
+/// A route's hash covers the v1 fields only (serialized as a v1 gateway does): a gateway
+/// of the previous release drops fields it does not know, and must still agree.
 fn route_hash(route: &Route) -> u64 {
+    #[derive(Serialize)]
+    struct V1<'a> {
+        workspace_id: &'a WorkspaceId,
+        pod_uid: &'a str,
+        namespace: &'a str,
+        state: crate::route::RouteState,
+        addr: Option<std::net::SocketAddr>,
+        owner_sub: Option<&'a str>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        port_is_default: bool,
+    }
+    let v1 = V1 {
+        workspace_id: &route.workspace_id,
+        pod_uid: &route.pod_uid,
+        namespace: &route.namespace,
+        state: route.state,
+        addr: route.addr,
+        owner_sub: route.owner_sub.as_deref(),
+        port_is_default: route.port_is_default,
+    };
     mix(crate::hash::fnv1a(
-        &serde_json::to_vec(route).unwrap_or_default(),
+        &serde_json::to_vec(&v1).unwrap_or_default(),
     ))
 }
 
@@ -253,6 +275,7 @@ mod tests {
             addr: Some(([127, 10, 0, ip], 3000).into()),
             owner_sub: Some("alice".into()),
             port_is_default: false,
+            web: Default::default(),
         }
     }
 
@@ -377,5 +400,25 @@ mod tests {
         assert_eq!(a.hash(), b.hash());
         let c = RouteTable::from_routes(1, 1, [route("a", "1", 1), route("b", "2", 3)]);
         assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
+    fn fields_after_v1_are_not_hashed_so_previous_gateways_agree() {
+        let plain = route("a", "1", 1);
+        let mut served = plain.clone();
+        served.web.ports = vec![3000, 8080];
+        served.web.rewrite_responses = false;
+        served.web.upstream_host = crate::route::UpstreamHost::Pod;
+        // What a gateway of the previous release makes of the frame: unknown fields dropped.
+        let mut json = serde_json::to_value(&served).unwrap_or_default();
+        for k in ["ports", "rewrite_responses", "upstream_host"] {
+            json.as_object_mut().map(|o| o.remove(k));
+        }
+        let previous: Route = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(previous, plain);
+        assert_eq!(
+            RouteTable::from_routes(1, 1, [served]).hash(),
+            RouteTable::from_routes(1, 1, [plain]).hash()
+        );
     }
 }

@@ -18,6 +18,7 @@ pub fn route(id: &str, uid: &str, addr: SocketAddr, owner: Option<&str>) -> Rout
         addr: Some(addr),
         owner_sub: owner.map(str::to_string),
         port_is_default: false,
+        web: Default::default(),
     }
 }
 

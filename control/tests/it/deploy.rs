@@ -308,6 +308,104 @@ fn the_networkpolicy_component_parses() {
 }
 
 #[test]
+fn the_host_routing_component_sets_the_domain_and_a_wildcard_ingress() {
+    use k8s_openapi::api::networking::v1::Ingress;
+    // An overlay of the cluster overlay with the component, as an operator would write it.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let deploy = deploy_dir()
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let site = dir.path().join("site");
+    // Kustomize takes only relative paths: up to `/`, then down to `deploy/`.
+    let up = "../".repeat(site.components().count() - 1);
+    let abs = |p: &str| {
+        format!(
+            "{up}{}",
+            deploy.join(p).display().to_string().trim_start_matches('/')
+        )
+    };
+    std::fs::create_dir(&site).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("site/kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\ncomponents:\n  - {}\n",
+            abs("overlays/cluster"),
+            abs("components/host-routing")
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&site)
+        .output()
+        .unwrap_or_else(|e| panic!("kubectl: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = yaml_docs(&String::from_utf8_lossy(&out.stdout));
+    let deployment: Deployment = typed(
+        docs.iter()
+            .find(|d| d["kind"] == "Deployment")
+            .unwrap_or_else(|| panic!("a Deployment")),
+    );
+    let containers = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|s| s.containers)
+        .unwrap_or_default();
+    let env = |name: &str, key: &str| {
+        containers
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.env.as_ref())
+            .and_then(|e| e.iter().find(|v| v.name == key))
+            .and_then(|v| v.value.clone())
+    };
+    assert_eq!(
+        env("control", "WORKSPACE_DOMAIN").as_deref(),
+        Some("workspaces.example.com")
+    );
+    assert_eq!(
+        env("gateway", "WORKSPACE_DOMAIN").as_deref(),
+        Some("workspaces.example.com")
+    );
+    assert_eq!(
+        env("control", "GATEWAY_URL").as_deref(),
+        Some("https://workspaces.example.com")
+    );
+    let ingress: Ingress = typed(
+        docs.iter()
+            .find(|d| d["kind"] == "Ingress")
+            .unwrap_or_else(|| panic!("an Ingress")),
+    );
+    assert_eq!(
+        ingress.metadata.namespace.as_deref(),
+        Some("nogoo9"),
+        "beside the gateway's Service"
+    );
+    let spec = ingress.spec.unwrap_or_default();
+    let hosts: Vec<String> = spec
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r.host)
+        .collect();
+    assert!(
+        hosts.contains(&"*.workspaces.example.com".to_string()),
+        "{hosts:?}"
+    );
+    let tls = spec.tls.unwrap_or_default();
+    assert!(tls.iter().any(|t| {
+        t.hosts
+            .iter()
+            .flatten()
+            .any(|h| h == "*.workspaces.example.com")
+    }));
+}
+
+#[test]
 fn the_dockerfile_builds_both_binaries_into_a_non_root_image() {
     let text =
         std::fs::read_to_string(deploy_dir().join("Dockerfile")).unwrap_or_else(|e| panic!("{e}"));

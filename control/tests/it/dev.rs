@@ -32,6 +32,11 @@ async fn dev_prints_a_curl_that_works_and_stops_cleanly() {
         text.contains("MCP endpoint:      http://127.0.0.1:"),
         "{text}"
     );
+    assert!(
+        text.contains("demo workspace:    http://demo.localhost:")
+            && text.contains("/route/demo/)"),
+        "both routing forms are printed: {text}"
+    );
     let gateway_pid: i32 = text
         .split("(pid ")
         .nth(1)
@@ -39,7 +44,8 @@ async fn dev_prints_a_curl_that_works_and_stops_cleanly() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("gateway pid in {text}"));
 
-    // The printed curl, run as printed: `curl -H 'Authorization: Bearer …' http://…/route/demo/hello`.
+    // The printed curl, run as printed: `curl -H 'Authorization: Bearer …' http://demo.localhost:…/hello`
+    // (curl resolves `*.localhost` to loopback itself).
     let out = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(format!("curl -sS -i --max-time 10 {curl}"))
@@ -61,12 +67,18 @@ async fn dev_prints_a_curl_that_works_and_stops_cleanly() {
     let rest = url
         .strip_prefix("http://")
         .unwrap_or_else(|| panic!("{curl}"));
-    let (addr, path) = rest.split_once('/').unwrap_or_else(|| panic!("{curl}"));
-    let mut s = tokio::net::TcpStream::connect(addr)
+    let (authority, path) = rest.split_once('/').unwrap_or_else(|| panic!("{curl}"));
+    assert!(
+        authority.starts_with("demo.localhost:"),
+        "host routing in dev: {curl}"
+    );
+    let port = authority.rsplit(':').next().unwrap_or_default();
+    let mut s = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     s.write_all(
-        format!("GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));

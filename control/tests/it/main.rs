@@ -2,6 +2,7 @@
 //! each module starts what it needs through `harness` (which uses `control::testkit`).
 
 mod auth;
+mod browser;
 mod deploy;
 mod dev;
 mod harness;
@@ -10,6 +11,7 @@ mod http;
 mod interop;
 mod library;
 mod mcp;
+mod origins;
 mod route_feed;
 mod surface;
 mod ui;

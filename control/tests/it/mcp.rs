@@ -332,6 +332,8 @@ fn bad_configuration_exits_2_naming_every_problem() {
             "example.com",
             "--registry-url",
             "registry:5000",
+            "--workspace-domain",
+            "under_score.test",
         ])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -344,6 +346,7 @@ fn bad_configuration_exits_2_naming_every_problem() {
         "--tls-cert /nonexistent/cert.pem",
         "--cors-origin",
         "--registry-url",
+        "--workspace-domain (WORKSPACE_DOMAIN): the workspace domain \"under_score.test\" has a label \"under_score\"",
     ] {
         assert!(stderr.contains(flag), "{flag}: {stderr}");
     }

@@ -11,7 +11,7 @@ use serde_json::json;
 use shared::ids::WorkspaceId;
 use shared::route::RouteState;
 
-use crate::harness::{call, plain_client, start, text};
+use crate::harness::{call, plain_client, start, structured, text};
 
 fn node_template(name: &str) -> ConfigMap {
     let mut cm = control::dev::demo_template();
@@ -305,4 +305,94 @@ async fn spawn_list_and_stop_a_workspace_from_the_brief_template() {
 
     let _ = client.cancel().await;
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_routing_urls_and_ids_that_would_read_as_ports() {
+    let h = start(|c| {
+        c.gateway_url = Some("https://gw.example.com:8443".into());
+        c.workspace_domain = Some("ws.example.com".into());
+        // Control's own prefix has nothing to do with workspace URLs.
+        c.http.base_url = "/nocrd9".into();
+    })
+    .await;
+    let client = plain_client(&h.mcp_url().replace("/mcp", "/nocrd9/mcp")).await;
+    let spec = json!({"containers": [{"name": "app", "image": "node:20-alpine", "ports": [{"containerPort": 3000}]}]});
+    let r = call(
+        &client,
+        "spawn_workspace",
+        json!({"id": "hosted", "spec": spec, "wait": false}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    assert_eq!(structured(&r)["url"], "https://hosted.ws.example.com:8443/");
+    let listed = structured(&call(&client, "list_workspaces", json!({})).await);
+    assert_eq!(
+        listed["workspaces"][0]["url"],
+        "https://hosted.ws.example.com:8443/"
+    );
+
+    // `8080-app.ws.example.com` is port 8080 of `app`: such an id is refused, nothing made.
+    let pods: Api<Pod> = Api::namespaced(h.kube().await, "default");
+    let before = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .items
+        .len();
+    let r = call(
+        &client,
+        "spawn_workspace",
+        json!({"id": "8080-app", "spec": spec, "wait": false}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).contains("would read as port 8080 of another workspace"),
+        "{}",
+        text(&r)
+    );
+    let after = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .items
+        .len();
+    assert_eq!(before, after);
+    let cms: Api<ConfigMap> = Api::namespaced(h.kube().await, "default");
+    assert!(
+        cms.get_opt("nogoo9-ws-8080-app")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none(),
+        "no claim either"
+    );
+
+    // A bad serving annotation is named before anything is created.
+    let r = call(
+        &client,
+        "create_template",
+        json!({"name": "odd", "spec": spec, "annotations": {"nogoo9/upstream-host": "container"}}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let r = call(
+        &client,
+        "spawn_workspace",
+        json!({"id": "odd", "templateRef": "odd", "wait": false}),
+    )
+    .await;
+    assert!(
+        text(&r).contains(
+            "annotation nogoo9/upstream-host must be \"public\" or \"pod\", got \"container\""
+        ),
+        "{}",
+        text(&r)
+    );
+    assert!(
+        pods.get_opt("ws-anonymous-odd")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none()
+    );
 }

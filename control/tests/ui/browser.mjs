@@ -5,6 +5,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
+import { mcpSession as session } from "./mcp.mjs";
 
 const UI = process.env.NOCRD9_UI; // http://127.0.0.1:PORT/ui
 const MCP = process.env.NOCRD9_MCP; // http://127.0.0.1:PORT/mcp
@@ -16,42 +17,7 @@ for (const [k, v] of Object.entries({ UI, MCP, TOKEN, OTHER_TOKEN, SHOTS })) ass
 mkdirSync(SHOTS, { recursive: true });
 
 const step = (what) => console.log(`step: ${what}`);
-
-// ------------------------------------------------------------ a minimal MCP client (fetch)
-
-async function mcpSession(token) {
-  let session = null;
-  let id = 0;
-  async function post(message) {
-    const headers = {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      authorization: `Bearer ${token}`,
-      "mcp-protocol-version": "2025-06-18",
-    };
-    if (session) headers["mcp-session-id"] = session;
-    const res = await fetch(MCP, { method: "POST", headers, body: JSON.stringify(message), signal: AbortSignal.timeout(60000) });
-    assert.ok(res.ok, `${message.method}: HTTP ${res.status} ${await res.clone().text()}`);
-    session = res.headers.get("mcp-session-id") || session;
-    if (message.id === undefined) return null;
-    const text = await res.text();
-    const messages = text.split("\n").filter((l) => l.startsWith("data: {")).map((l) => JSON.parse(l.slice(6)));
-    if ((res.headers.get("content-type") || "").includes("application/json")) messages.push(JSON.parse(text));
-    const answer = messages.find((m) => m.id === message.id);
-    assert.ok(answer, `no answer to ${message.method}: ${text}`);
-    return answer;
-  }
-  await post({ jsonrpc: "2.0", id: ++id, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "ui-test", version: "1" } } });
-  await post({ jsonrpc: "2.0", method: "notifications/initialized" });
-  return {
-    request: (method, params) => post({ jsonrpc: "2.0", id: ++id, method, params }),
-    async call(name, args) {
-      const a = await post({ jsonrpc: "2.0", id: ++id, method: "tools/call", params: { name, arguments: args } });
-      assert.ok(a.result, `${name}: ${JSON.stringify(a.error)}`);
-      return a.result;
-    },
-  };
-}
+const mcpSession = (token) => session(MCP, token);
 
 // ------------------------------------------------------------ setup: another user's workspace
 
@@ -162,6 +128,8 @@ try {
     uiRow.getByRole("link", { name: "Open workspace ui-ws" }).click(),
   ]);
   await tab.waitForLoadState();
+  // Its own origin (host routing under localhost), and the token gone from the address.
+  assert.match(tab.url(), /^http:\/\/ui-ws\.localhost:\d+\/$/, `opened at ${tab.url()}`);
   const body = await tab.locator("body").innerText();
   assert.match(body, /"pod":\s*"ws-dev-ui-ws"/, `the gateway answered: ${body}`);
   assert.match(body, /"path":\s*"\/"/, body);

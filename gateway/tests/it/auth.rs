@@ -179,16 +179,38 @@ async fn only_the_owner_gets_through_and_the_token_stays_at_the_gateway() {
     );
 
     // By query: the `token` parameter never reaches the workspace; a page load gets the
-    // cookie scoped to the workspace.
+    // cookie scoped to the workspace and is sent on to the same URL without the token.
     let r = get(
         gw.addr,
         &format!("/route/owned/page?a=1&token={alice}&b=2"),
         &[("accept", "text/html,application/xhtml+xml")],
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["query"], "a=1&b=2");
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/route/owned/page?a=1&b=2"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
     let cookie = r.header("set-cookie").unwrap_or_default().to_string();
+    let followed = get(
+        gw.addr,
+        "/route/owned/page?a=1&b=2",
+        &[
+            ("accept", "text/html,application/xhtml+xml"),
+            ("cookie", cookie.split(';').next().unwrap_or_default()),
+            (
+                "referer",
+                &format!("http://gw.test/route/owned/start?token={alice}&z=9"),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(followed.status, 200, "{}", followed.body);
+    assert_eq!(followed.json()["query"], "a=1&b=2");
+    assert_eq!(
+        followed.json()["headers"]["referer"],
+        "http://gw.test/route/owned/start?z=9",
+        "no token in the Referer the workspace sees"
+    );
+    assert!(!followed.body.contains(&alice), "{}", followed.body);
     assert!(
         cookie.starts_with(&format!("nocr_token={alice}; Path=/route/owned/; Max-Age=")),
         "{cookie}"

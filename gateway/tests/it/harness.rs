@@ -73,12 +73,17 @@ pub fn route(id: &str, addr: SocketAddr, owner: Option<&str>) -> Change {
 
 /// The simulated cluster's built-in workspace app (HTTP echo and WebSockets) on loopback.
 pub async fn echo_app(stop: &CancellationToken) -> SocketAddr {
+    echo_app_as(stop, "ws-owned").await
+}
+
+/// [`echo_app`] answering as pod `pod`.
+pub async fn echo_app_as(stop: &CancellationToken, pod: &str) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback port");
     let addr = listener.local_addr().expect("its address");
     let id = Arc::new(AppIdentity {
-        pod: "ws-owned".into(),
+        pod: pod.into(),
         namespace: "default".into(),
     });
     tokio::spawn(app::serve(listener, id, stop.clone()));
@@ -116,10 +121,20 @@ impl Reply {
 }
 
 pub async fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Reply {
+    get_host(addr, "gw.test:8080", target, headers).await
+}
+
+/// A GET with this `Host` (host routing names the workspace by it).
+pub async fn get_host(
+    addr: SocketAddr,
+    host: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut req = format!("GET {target} HTTP/1.1\r\nHost: gw.test:8080\r\nConnection: close\r\n");
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -85,6 +85,7 @@ async fn caps_limits_and_timeouts() {
             addr: Some(SocketAddr::new(up.ip(), 1)),
             owner_sub: None,
             port_is_default: true,
+            web: Default::default(),
         },
     };
     publish(&ctl, vec![route("capped", up, None), unnamed_port]).await;

@@ -7,7 +7,7 @@ mod churn;
 mod e2e;
 mod harness;
 mod limits;
-
+mod origins;
 mod proxy;
 mod streams;
 mod sync;

@@ -79,3 +79,145 @@ async fn every_websocket_gets_its_first_frame_through() {
     );
     ctl.stop.cancel();
 }
+
+/// A masked client frame (FIN, `opcode`) carrying `payload`.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// Upgrade request and first frame in one write, before any answer: the frame must
+/// reach the workspace and come back, behind the 101.
+async fn early_frame_comes_back(gw: SocketAddr, host: &str, path: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(gw)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let payload: Vec<u8> = (0..=255u8).rev().collect();
+    let mut bytes = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend(client_frame(0x2, &payload));
+    s.write_all(&bytes).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut got = Vec::new();
+    let expected_frame_len = 4 + payload.len(); // 0x82, 126, u16 length, payload
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n")
+                && got.len() >= end + 4 + expected_frame_len
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no echo of the early frame via {host}{path}");
+    let end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head: {:?}", String::from_utf8_lossy(&got)));
+    let head = String::from_utf8_lossy(&got[..end]);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let frame = &got[end + 4..];
+    assert_eq!(
+        &frame[..4],
+        &[0x82, 126, 1, 0],
+        "a binary frame of 256 bytes"
+    );
+    assert_eq!(
+        &frame[4..4 + payload.len()],
+        payload.as_slice(),
+        "byte for byte"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_are_exact_keep_early_bytes_and_negotiate_subprotocols() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ctl = control();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let app = crate::harness::echo_app(&stop).await;
+    let gw = TestGateway::start_with(
+        &ctl.socket,
+        crate::harness::Options {
+            routing: gateway::routing::Routing {
+                domain: Some("ws.test".into()),
+                path: true,
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    publish(&ctl, vec![route("sock", app, None)]).await;
+    for (host, path) in [
+        ("sock.ws.test:8080", "/s"),
+        ("gw.test:8080", "/route/sock/s"),
+    ] {
+        let mut req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("ws://{host}{path}"),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            "chat.v2, chat.v1".parse().unwrap_or_else(|e| panic!("{e}")),
+        );
+        let tcp = tokio::net::TcpStream::connect(gw.addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (mut ws, resp) = tokio_tungstenite::client_async(req, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{host}{path}: {e}"));
+        assert_eq!(
+            resp.headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some("chat.v2"),
+            "the workspace's choice reaches the client ({host}{path})"
+        );
+        // Every byte value, in a frame bigger than any buffer on the way, both ways.
+        let all: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+        ws.send(Message::binary(all.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let back = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no echo via {host}{path}"));
+        match back {
+            Some(Ok(Message::Binary(b))) => assert!(b.as_ref() == all.as_slice(), "byte for byte"),
+            other => panic!("{other:?}"),
+        }
+        ws.send(Message::text("ünïcødé ✓"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => assert_eq!(t.as_str(), "ünïcødé ✓"),
+            other => panic!("{other:?}"),
+        }
+        early_frame_comes_back(gw.addr, host, path).await;
+    }
+    stop.cancel();
+    ctl.stop.cancel();
+}

@@ -75,7 +75,8 @@ impl Query {
     }
 }
 
-fn decode_component(s: &str) -> String {
+/// Percent-decodes a query component (`+` is a space); bad escapes stay as they are.
+pub(crate) fn decode_component(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -1,6 +1,11 @@
 //! The built-in workspace app: what stands in for any container image that cannot run
 //! here. An HTTP/1.1 + h2c server on `podIP:port` that answers every request with JSON
-//! describing the request, and echoes WebSocket frames.
+//! describing the request, and echoes WebSocket frames (text and binary, byte for
+//! byte), choosing the first subprotocol the client offers.
+//!
+//! Query parameters make it behave like the apps people put behind a gateway:
+//! `redirect=<location>` answers `302` with that `Location`; every `set-cookie=<value>`
+//! adds that `Set-Cookie`; `status=<code>` answers with that status.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -78,6 +83,7 @@ async fn handle(
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
+    let asked = Behaviour::from_query(&query);
     let mut headers = serde_json::Map::new();
     for (name, value) in req.headers() {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -109,11 +115,60 @@ async fn handle(
         "bodyBytes": body_bytes,
     });
     let body = serde_json::to_vec(&payload).unwrap_or_default();
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
+    let mut resp = Response::builder()
+        .status(asked.status)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(location) = &asked.redirect {
+        resp = resp.header(header::LOCATION, location);
+    }
+    for cookie in &asked.cookies {
+        resp = resp.header(header::SET_COOKIE, cookie);
+    }
+    Ok(resp
         .body(Full::new(Bytes::from(body)))
-        .unwrap_or_default())
+        .unwrap_or_else(|_| bad_request("the redirect or set-cookie value is not a valid header")))
+}
+
+/// What the query asks the app to answer with.
+struct Behaviour {
+    status: StatusCode,
+    redirect: Option<String>,
+    cookies: Vec<String>,
+}
+
+impl Behaviour {
+    fn from_query(query: &str) -> Behaviour {
+        let mut b = Behaviour {
+            status: StatusCode::OK,
+            redirect: None,
+            cookies: Vec::new(),
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = crate::api::decode_component(v);
+            match k {
+                "redirect" => {
+                    b.redirect = Some(v);
+                    b.status = StatusCode::FOUND;
+                }
+                "set-cookie" => b.cookies.push(v),
+                "status" => {
+                    if let Some(s) = v.parse().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+                        b.status = s;
+                    }
+                }
+                _ => {}
+            }
+        }
+        b
+    }
+}
+
+fn bad_request(message: &str) -> Response<Full<Bytes>> {
+    let body = json!({"error": message}).to_string();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp
 }
 
 fn upgrade_websocket(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -126,6 +181,16 @@ fn upgrade_websocket(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
             .unwrap_or_default();
     };
     let accept = derive_accept_key(key.as_bytes());
+    // The first subprotocol offered, as a server that supports it would choose.
+    let protocol = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| !p.is_empty())
+        .map(str::to_string);
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
@@ -144,11 +209,13 @@ fn upgrade_websocket(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
             }
         }
     });
-    Response::builder()
+    let mut resp = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Full::new(Bytes::new()))
-        .unwrap_or_default()
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(p) = protocol {
+        resp = resp.header(header::SEC_WEBSOCKET_PROTOCOL, p);
+    }
+    resp.body(Full::new(Bytes::new())).unwrap_or_default()
 }

@@ -36,6 +36,18 @@ async fn http_get(addr: &str, path: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
+/// The whole answer to a GET, head and body.
+async fn raw_get(addr: &str, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to pod");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
 fn try_container_state(
     pod: &Pod,
     init: bool,
@@ -89,6 +101,52 @@ async fn a_workspace_pod_runs_and_its_app_answers_http_and_websocket() {
         .expect("send");
     let echoed = ws.next().await.expect("frame").expect("ok");
     assert_eq!(echoed.into_text().expect("text").as_str(), "hello");
+
+    // Binary frames come back byte for byte, and the first subprotocol offered is chosen.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{ip}:3000/socket"),
+    )
+    .expect("request");
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "v2.chat, v1.chat".parse().expect("value"),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket");
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("v2.chat")
+    );
+    let all_bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    ws.send(tokio_tungstenite::tungstenite::Message::binary(
+        all_bytes.clone(),
+    ))
+    .await
+    .expect("send");
+    let echoed = ws.next().await.expect("frame").expect("ok");
+    assert_eq!(echoed.into_data().as_ref(), all_bytes.as_slice());
+
+    // Redirects, cookies and statuses on request.
+    let raw = raw_get(
+        &format!("{ip}:3000"),
+        "/a?redirect=%2Flogin%3Fnext%3D%2Fa&set-cookie=sid%3D1%3B%20Path%3D%2F&set-cookie=t%3D2",
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 302"), "{raw}");
+    let head = raw.to_ascii_lowercase();
+    assert!(head.contains("location: /login?next=/a\r\n"), "{raw}");
+    assert!(
+        head.contains("set-cookie: sid=1; path=/\r\n") && head.contains("set-cookie: t=2\r\n"),
+        "{raw}"
+    );
+    assert!(
+        raw_get(&format!("{ip}:3000"), "/?status=418")
+            .await
+            .starts_with("HTTP/1.1 418")
+    );
 
     let logs = pods.logs("ws", &LogParams::default()).await.expect("logs");
     assert!(logs.contains("built-in workspace app stands in"), "{logs}");

@@ -56,6 +56,7 @@ fn routes(args: &Args) -> Vec<Route> {
                 addr: Some(address(i, args.port)),
                 owner_sub: (!args.owner.is_empty()).then(|| args.owner.clone()),
                 port_is_default: false,
+                web: Default::default(),
             })
         })
         .collect()

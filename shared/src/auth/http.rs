@@ -199,11 +199,29 @@ pub fn is_host(h: &str) -> bool {
 }
 
 /// The `Set-Cookie` value keeping a workspace's token for its own pages and sub-requests.
-pub fn token_cookie(path: &str, token: &str, max_age_secs: u64, secure: bool) -> String {
+pub fn token_cookie(
+    path: &str,
+    token: &str,
+    max_age_secs: u64,
+    secure: bool,
+    same_site: SameSite,
+) -> String {
     format!(
-        "{TOKEN_COOKIE}={token}; Path={path}; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{}",
+        "{TOKEN_COOKIE}={token}; Path={path}; Max-Age={max_age_secs}; HttpOnly; SameSite={}{}",
+        match same_site {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+        },
         if secure { "; Secure" } else { "" }
     )
+}
+
+/// The token cookie's `SameSite`: `Strict` on the shared path-routing origin; `Lax` on a
+/// workspace's own host, so a link from elsewhere (the UI) opens it signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
 }
 
 #[cfg(test)]
@@ -325,8 +343,13 @@ mod tests {
             c.contains("error=\"invalid_token\"") && c.contains("expired"),
             "{c}"
         );
-        let cookie = token_cookie("/route/w1/", "t", 60, true);
+        let cookie = token_cookie("/route/w1/", "t", 60, true, SameSite::Strict);
         assert!(cookie.contains("Path=/route/w1/; Max-Age=60; HttpOnly; SameSite=Strict; Secure"));
+        let host = token_cookie("/", "t", 60, false, SameSite::Lax);
+        assert_eq!(
+            host,
+            "nocr_token=t; Path=/; Max-Age=60; HttpOnly; SameSite=Lax"
+        );
         let doc = protected_resource_metadata("http://gw", Some("https://idp"), &["header"]);
         assert_eq!(doc["authorization_servers"][0], "https://idp");
     }
