@@ -34,20 +34,29 @@ pub struct Forwarded<'a> {
 /// (case folded, `_` read as `-`: CGI, WSGI, Rack and nginx with
 /// `underscores_in_headers` all turn `X_Forwarded_User` into `X-Forwarded-User`).
 fn is_reserved(name: &str) -> bool {
-    let normalised = name.to_ascii_lowercase().replace('_', "-");
-    RESERVED.contains(&normalised.as_str())
+    // Compared byte by byte (names are lower-case already): no allocation per header.
+    let folded = |a: u8, b: u8| a == b || (a == b'_' && b == b'-');
+    RESERVED.iter().any(|r| {
+        r.len() == name.len()
+            && name
+                .bytes()
+                .zip(r.bytes())
+                .all(|(a, b)| folded(a.to_ascii_lowercase(), b))
+    })
 }
 
 /// Replaces every reserved header of `up` (and any spelling of one) with what `f` says.
 pub fn rewrite(up: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
-    let spellings: Vec<http::HeaderName> = up
-        .headers
-        .keys()
-        .filter(|k| is_reserved(k.as_str()))
-        .cloned()
-        .collect();
-    for h in spellings {
-        up.remove_header(&h);
+    if up.headers.keys().any(|k| is_reserved(k.as_str())) {
+        let spellings: Vec<http::HeaderName> = up
+            .headers
+            .keys()
+            .filter(|k| is_reserved(k.as_str()))
+            .cloned()
+            .collect();
+        for h in spellings {
+            up.remove_header(&h);
+        }
     }
     if let Some(ip) = f.client_ip {
         up.insert_header("x-forwarded-for", ip.to_string())?;

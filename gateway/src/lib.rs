@@ -4,6 +4,7 @@
 //! [`build`] assembles the server (proxy service, route feed, admin listener) so tests
 //! can run it in-process; `main.rs` only parses flags and calls it.
 
+pub mod access_log;
 pub mod admin;
 pub mod admission;
 pub mod answer;
@@ -155,7 +156,11 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
         threads: config.threads.max(1),
         grace_period_seconds: Some(config.grace_period_secs),
         graceful_shutdown_timeout_seconds: Some(config.grace_period_secs.min(5)),
-        upstream_keepalive_pool_size: config.limits.upstream_pool_size,
+        // Pingora multiplies this by the threads into one global pool: our flag is the total.
+        upstream_keepalive_pool_size: config
+            .limits
+            .upstream_pool_size
+            .div_ceil(config.threads.max(1)),
         ..Default::default()
     };
     let conf = ServerConf {
@@ -257,10 +262,14 @@ impl Gateway {
         self.server.run(RunArgs {
             shutdown_signal: shutdown,
         });
+        access_log::flush();
     }
 
-    /// Runs until SIGTERM (graceful) or SIGINT (fast); exits the process.
+    /// Runs until SIGTERM (graceful), SIGQUIT (upgrade) or SIGINT (fast); then writes
+    /// the last access-log lines and exits the process.
     pub fn run_forever(self) -> ! {
-        self.server.run_forever()
+        self.server.run(RunArgs::default());
+        access_log::flush();
+        std::process::exit(0)
     }
 }

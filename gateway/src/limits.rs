@@ -33,14 +33,29 @@ impl Default for Limits {
             downstream_timeout: Duration::from_secs(60),
             upgraded_idle_timeout: Duration::from_secs(300),
             max_connections_per_workspace: 1000,
-            upstream_pool_size: 8192,
+            upstream_pool_size: DEFAULT_UPSTREAM_POOL_SIZE,
         }
     }
 }
 
+/// Idle upstream connections kept by default: one for each of 100,000 workspaces, so no
+/// deployment size makes the pool evict connections that are about to be reused (an
+/// eviction means a new connection per request).
+pub const DEFAULT_UPSTREAM_POOL_SIZE: usize = 100_000;
+
+/// The pool size the process can afford: each idle connection holds a file descriptor,
+/// so the pool gets at most three quarters of the open-file limit (the rest is for
+/// clients, connections in use and the control socket). `None`: `requested` fits.
+pub fn affordable_pool_size(requested: usize, open_file_limit: u64) -> Option<usize> {
+    let budget = usize::try_from(open_file_limit / 4 * 3)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    (requested > budget).then_some(budget)
+}
+
 /// The size of a request head as it came in (request line and headers).
 pub fn head_bytes(req: &pingora::http::RequestHeader) -> usize {
-    let line = req.method.as_str().len() + req.uri.to_string().len() + 12;
+    let line = req.method.as_str().len() + req.raw_path().len() + 12;
     req.headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
@@ -62,19 +77,28 @@ pub fn is_long_lived(req: &pingora::http::RequestHeader, upgrade: bool) -> bool 
 const SHARDS: usize = 16;
 
 /// Open connections per workspace. A `Slot` is held for the life of a request (or an
-/// upgraded connection) and gives its place back when dropped.
+/// upgraded connection) and gives its place back when dropped. Counts that fall to zero
+/// stay (so the next request allocates nothing) until a shard has grown past twice its
+/// size after the last sweep; then the zeros go.
 #[derive(Default)]
 pub struct ConnectionCounts {
-    shards: [Mutex<HashMap<String, u32>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
+}
+
+#[derive(Default)]
+struct Shard {
+    counts: HashMap<Arc<str>, u32>,
+    /// Entries after the last sweep of zeros.
+    swept_len: usize,
 }
 
 pub struct Slot {
     counts: Arc<ConnectionCounts>,
-    workspace: String,
+    workspace: Arc<str>,
 }
 
 impl ConnectionCounts {
-    fn shard(&self, workspace: &str) -> &Mutex<HashMap<String, u32>> {
+    fn shard(&self, workspace: &str) -> &Mutex<Shard> {
         &self.shards[shared::hash::fnv1a(workspace.as_bytes()) as usize % SHARDS]
     }
 
@@ -84,14 +108,25 @@ impl ConnectionCounts {
             .shard(workspace)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let n = shard.entry(workspace.to_string()).or_insert(0);
-        if *n >= cap {
-            return None;
+        let key = match shard.counts.get_key_value(workspace) {
+            Some((_, n)) if *n >= cap => return None,
+            Some((k, _)) => k.clone(),
+            None => {
+                if shard.counts.len() >= 64 && shard.counts.len() >= 2 * shard.swept_len {
+                    shard.counts.retain(|_, n| *n > 0);
+                    shard.swept_len = shard.counts.len();
+                }
+                let k: Arc<str> = Arc::from(workspace);
+                shard.counts.insert(k.clone(), 0);
+                k
+            }
+        };
+        if let Some(n) = shard.counts.get_mut(workspace) {
+            *n += 1;
         }
-        *n += 1;
         Some(Slot {
             counts: self.clone(),
-            workspace: workspace.to_string(),
+            workspace: key,
         })
     }
 
@@ -100,7 +135,7 @@ impl ConnectionCounts {
             .shard(workspace)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        shard.get(workspace).copied().unwrap_or(0)
+        shard.counts.get(workspace).copied().unwrap_or(0)
     }
 }
 
@@ -111,12 +146,8 @@ impl Drop for Slot {
             .shard(&self.workspace)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = shard.get_mut(&self.workspace) {
+        if let Some(n) = shard.counts.get_mut(&*self.workspace) {
             *n = n.saturating_sub(1);
-            if *n == 0 {
-                // Idle workspaces cost nothing.
-                shard.remove(&self.workspace);
-            }
         }
     }
 }
@@ -140,7 +171,36 @@ mod tests {
         assert_eq!(counts.open("a"), 1);
         assert!(counts.acquire("a", 2).is_some());
         drop(a2);
-        assert_eq!(counts.open("b"), 0, "dropped at once when unused");
+        assert_eq!(counts.open("b"), 0, "given back when dropped");
+    }
+
+    #[test]
+    fn idle_counts_are_swept_as_the_map_grows() {
+        let counts = Arc::new(ConnectionCounts::default());
+        for i in 0..20_000 {
+            drop(counts.acquire(&format!("ws-{i}"), 1));
+        }
+        let held = counts.acquire("held", 1);
+        for i in 20_000..40_000 {
+            drop(counts.acquire(&format!("ws-{i}"), 1));
+        }
+        let total: usize = counts
+            .shards
+            .iter()
+            .map(|s| s.lock().map(|s| s.counts.len()).unwrap_or(0))
+            .sum();
+        assert!(total < 20_000, "zeros are swept: {total} entries");
+        assert_eq!(counts.open("held"), 1, "a live count survives every sweep");
+        assert!(counts.acquire("held", 1).is_none());
+        drop(held);
+    }
+
+    #[test]
+    fn the_pool_fits_in_the_open_file_limit() {
+        assert_eq!(affordable_pool_size(100_000, 1_048_576), None);
+        assert_eq!(affordable_pool_size(100_000, 20_000), Some(15_000));
+        assert_eq!(affordable_pool_size(1_000, 20_000), None);
+        assert_eq!(affordable_pool_size(10, 1), Some(1));
     }
 
     #[test]

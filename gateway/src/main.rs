@@ -74,9 +74,10 @@ struct Args {
         default_value = "/tmp/nocrd9-gateway-upgrade.sock"
     )]
     upgrade_sock: PathBuf,
-    /// Idle upstream connections kept for reuse across all workspaces (count them
-    /// against the process's open-file limit).
-    #[arg(long, env = "GATEWAY_UPSTREAM_POOL_SIZE", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Idle upstream connections kept for reuse across all workspaces (default: one for
+    /// each of 100,000 workspaces). Capped at 3/4 of the open-file limit, which the
+    /// gateway raises to its hard limit at start.
+    #[arg(long, env = "GATEWAY_UPSTREAM_POOL_SIZE", default_value_t = gateway::limits::DEFAULT_UPSTREAM_POOL_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..))]
     upstream_pool_size: u64,
     /// Host routing: `<id>.DOMAIN` reaches workspace `<id>` (path untouched) and
     /// `<port>-<id>.DOMAIN` that container port of it — each workspace its own browser
@@ -94,6 +95,20 @@ struct Args {
 /// malloc showed up at ~13% of the gateway's CPU in a profile under load.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Raises the soft open-file limit to the hard one (every client and every pooled
+/// upstream connection is a file descriptor); returns the limit now in force.
+fn raise_open_file_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
+}
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -114,6 +129,9 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    if tracing::enabled!(target: "access", tracing::Level::INFO) {
+        gateway::access_log::enable();
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     if args.threads == 0 {
         eprintln!("nocrd9-gateway: --threads must be at least 1");
@@ -163,6 +181,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let open_files = raise_open_file_limit();
+    let mut upstream_pool_size = args.upstream_pool_size as usize;
+    if let Some(capped) = gateway::limits::affordable_pool_size(upstream_pool_size, open_files) {
+        tracing::warn!(
+            requested = upstream_pool_size,
+            capped,
+            open_file_limit = open_files,
+            "the upstream pool is capped: each idle upstream connection holds a file descriptor"
+        );
+        upstream_pool_size = capped;
+    }
     let gateway_id = args.gateway_id.unwrap_or_else(|| {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
@@ -192,7 +221,7 @@ fn main() -> ExitCode {
             downstream_timeout: std::time::Duration::from_secs(args.downstream_timeout_secs),
             upgraded_idle_timeout: std::time::Duration::from_secs(args.upgraded_idle_timeout_secs),
             max_connections_per_workspace: args.max_connections_per_workspace,
-            upstream_pool_size: args.upstream_pool_size as usize,
+            upstream_pool_size,
         },
         tls: args
             .tls_cert

@@ -23,6 +23,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use shared::route::{Route, UpstreamHost};
 
+use crate::access_log;
 use crate::admission::{self, Gate, Seen};
 use crate::answer::{self, Answer};
 use crate::auth::{self, GatewayAuth};
@@ -396,18 +397,19 @@ impl ProxyHttp for GatewayProxy {
         let elapsed = ctx.started.elapsed();
         self.metrics.record(status, ctx.reject, elapsed);
         // Never the query string (it may carry a token), never headers or cookies.
-        tracing::info!(
-            target: "access",
-            method = %session.req_header().method,
-            workspace_id = ctx.seen.workspace.as_ref().map_or("-", |w| w.as_str()),
-            status,
-            error = ctx.reject.map_or("-", Reject::reason),
-            auth_reason = ctx.seen.auth_reason.unwrap_or("-"),
-            upstream = %ctx.route.as_ref().and_then(|r| r.upstream()).map_or_else(|| "-".to_string(), |a| a.to_string()),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            bytes = session.as_downstream().body_bytes_sent(),
-            cause = e.map(|e| e.etype().as_str()).unwrap_or("-"),
-        );
+        if access_log::enabled() {
+            access_log::record(&access_log::Entry {
+                method: session.req_header().method.as_str(),
+                workspace_id: ctx.seen.workspace.as_ref().map_or("-", |w| w.as_str()),
+                status,
+                error: ctx.reject.map_or("-", Reject::reason),
+                auth_reason: ctx.seen.auth_reason.unwrap_or("-"),
+                upstream: ctx.route.as_ref().and_then(|r| r.upstream()),
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                bytes: session.as_downstream().body_bytes_sent(),
+                cause: e.map(|e| e.etype().as_str()).unwrap_or("-"),
+            });
+        }
     }
 }
 

@@ -128,6 +128,18 @@ def write(results, out, date):
                              for c in failed)), ""]
     if results.get("main"):
         lines += [f"## Side by side, N = {cfg.get('main_n')} routes", "", main_table(results["main"]), ""]
+    two = results.get("two_cores", {})
+    if two:
+        lines += [f"## Both cores, N = {cfg.get('main_n')} routes", "",
+                  "Each proxy on CPUs 0–1 (our gateway `--threads 2`, HAProxy `nbthread 2`, nginx 2 workers); "
+                  "wrk and the origin share CPU0 — there is no third core.", "",
+                  "| proxy | req/s | CPU µs/req | requests per CPU-second | p99 ms | errors |", "|---|---|---|---|---|---|"]
+        for name, runs in two.items():
+            if runs:
+                us = med(runs, "cpu_us_per_req")
+                lines.append(f"| {name} | {fmt(med(runs, 'rps'), 0)} | {fmt(us)} | {1e6 / us[0]:,.0f} "
+                             f"| {med(runs, 'p99')[0] / 1000:.2f} | {sum(r['errors'] for r in runs)} |")
+        lines.append("")
     scale = results.get("scale", {})
     if scale:
         lines += ["## Lookup scale (our gateway, no auth)", "", f"![throughput and p99 against N]({svg_name})", "",

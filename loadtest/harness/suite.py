@@ -34,9 +34,10 @@ SECRET = "loadtest-hs256-secret-loadtest-hs256-secret"
 CHP_TOKEN = "loadtest-chp-token"
 
 PORTS = {"gateway": 18201, "gateway-log": 18202, "gateway-hs256": 18203, "gateway-rs256": 18204,
-         "nginx": 18101, "haproxy": 18111, "haproxy-hs256": 18112, "haproxy-rs256": 18113,
-         "chp": 18121, "control": 18300}
-ADMIN = {"gateway": 19201, "gateway-log": 19202, "gateway-hs256": 19203, "gateway-rs256": 19204}
+         "gateway-2t": 18205, "nginx": 18101, "nginx-2w": 18102, "haproxy": 18111, "haproxy-hs256": 18112,
+         "haproxy-rs256": 18113, "haproxy-2t": 18114, "chp": 18121, "control": 18300}
+ADMIN = {"gateway": 19201, "gateway-log": 19202, "gateway-hs256": 19203, "gateway-rs256": 19204,
+         "gateway-2t": 19205}
 
 
 def log(msg):
@@ -92,21 +93,26 @@ class Suite:
         self.pubkey = os.path.join(self.work, "rs256.pub.pem")
         with open(self.pubkey, "w") as f:
             f.write(pem)
-        pool = str(self.args.upstream_pool_size)
+        pool = str(self.args.upstream_pool_size) if self.args.upstream_pool_size else None
         variants = {
             "gateway": {"RUST_LOG": "warn"},
             "gateway-log": {"RUST_LOG": "info"},
             "gateway-hs256": {"RUST_LOG": "warn", "AUTH_ENABLED": "true", "JWT_SECRET": SECRET},
             "gateway-rs256": {"RUST_LOG": "warn", "AUTH_ENABLED": "true", "JWT_PUBLIC_KEY": self.pubkey},
         }
+        if "two-cores" in self.args.blocks:
+            variants["gateway-2t"] = {"RUST_LOG": "warn"}
         for name, env in variants.items():
-            self.procs.start(name, [f"{REL}/nocrd9-gateway", "--listen", f"127.0.0.1:{PORTS[name]}",
-                                    "--admin-listen", f"127.0.0.1:{ADMIN[name]}", "--control-socket", self.socket,
-                                    "--gateway-id", name, "--threads", "1",
-                                    "--upgrade-sock", os.path.join(self.work, f"{name}.upgrade.sock"),
-                                    "--default-workspace-port", str(peers.ORIGIN_PORT),
-                                    "--max-connections-per-workspace", "100000",
-                                    "--upstream-pool-size", pool], cpu=1, env=env)
+            two = name == "gateway-2t"
+            argv = [f"{REL}/nocrd9-gateway", "--listen", f"127.0.0.1:{PORTS[name]}",
+                    "--admin-listen", f"127.0.0.1:{ADMIN[name]}", "--control-socket", self.socket,
+                    "--gateway-id", name, "--threads", "2" if two else "1",
+                    "--upgrade-sock", os.path.join(self.work, f"{name}.upgrade.sock"),
+                    "--default-workspace-port", str(peers.ORIGIN_PORT),
+                    "--max-connections-per-workspace", "100000"]
+            if pool:
+                argv += ["--upstream-pool-size", pool]
+            self.procs.start(name, argv, cpu="0,1" if two else 1, env=env)
             self.gateways.append(name)
         for name in self.gateways:
             measure.wait_for(lambda: measure.http_get(f"http://127.0.0.1:{ADMIN[name]}/readyz")[0] == 200,
@@ -246,6 +252,37 @@ class Suite:
                 runs[name].append(self.run_config(name, port, luas[auth], name))
         self.results["main"] = runs
         for name in ("nginx", "haproxy", "haproxy-hs256", "haproxy-rs256", "chp"):
+            self.procs.stop(name)
+
+    def two_cores_block(self):
+        """Both cores for every proxy: our gateway with 2 threads, HAProxy with nbthread 2,
+        nginx with 2 workers (wrk shares CPU0; there is no third core)."""
+        n = self.args.main_n
+        ids = [cluster.workspace_id(i) for i in range(1, n + 1)]
+        routes = self.routes(ids)
+        d = self.work
+        conf = peers.nginx_conf(d, routes, PORTS["nginx-2w"])
+        with open(conf) as f:
+            text = f.read().replace("worker_processes 1;", "worker_processes 2;")
+        with open(conf, "w") as f:
+            f.write(text)
+        self.procs.start("nginx-2w", ["nginx", "-c", conf, "-g", "daemon off;"], cpu="0,1")
+        cfg = peers.haproxy_conf(d, routes, PORTS["haproxy-2t"])
+        with open(cfg) as f:
+            text = f.read().replace("nbthread 1", "nbthread 2")
+        with open(cfg, "w") as f:
+            f.write(text)
+        self.procs.start("haproxy-2t", ["haproxy", "-db", "-f", cfg], cpu="0,1")
+        for name in ("nginx-2w", "haproxy-2t"):
+            measure.wait_for(lambda: measure.http_get(f"http://127.0.0.1:{PORTS[name]}/route/x/")[0] == 404, 20, name)
+        lua = self.lua("two-cores", ids)
+        runs = {"gateway-2t": [], "haproxy-2t": [], "nginx-2w": []}
+        for rnd in range(self.args.runs):
+            log(f"both cores (N={n}), round {rnd + 1}/{self.args.runs}")
+            for name in runs:
+                runs[name].append(self.run_config(name, PORTS[name], lua, name))
+        self.results["two_cores"] = runs
+        for name in ("nginx-2w", "haproxy-2t"):
             self.procs.stop(name)
 
     def scale_point(self, n):
@@ -467,6 +504,8 @@ class Suite:
             if n == a.main_n:
                 if "main" in a.blocks:
                     self.main_block()
+                if "two-cores" in a.blocks:
+                    self.two_cores_block()
                 if "churn" in a.blocks:
                     self.churn_block()
                 if "propagation" in a.blocks:
@@ -515,9 +554,10 @@ def parse():
     p.add_argument("--ws-connections", type=int, default=5000)
     p.add_argument("--ws-hold", type=int, default=60)
     p.add_argument("--ws-workspaces", type=int, default=10)
-    p.add_argument("--upstream-pool-size", type=int, default=16000)
+    p.add_argument("--upstream-pool-size", type=int, default=0,
+                   help="the gateways' --upstream-pool-size (0: their default)")
     p.add_argument("--blocks", type=lambda s: s.split(","),
-                   default=["main", "churn", "propagation", "control-kill", "websockets"])
+                   default=["main", "two-cores", "churn", "propagation", "control-kill", "websockets"])
     p.add_argument("--skip-peers", action="store_true", help="only our gateway in the main block")
     p.add_argument("--max-minutes", type=int, default=60, help="hard stop for the whole suite")
     p.add_argument("--out", default=os.path.join(ROOT, "loadtest", "results"))

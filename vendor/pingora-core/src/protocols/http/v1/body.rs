@@ -29,6 +29,11 @@ use crate::utils::BufRef;
 
 // TODO: make this dynamically adjusted
 const BODY_BUFFER_SIZE: usize = 1024 * 64;
+/// nocrd9 patch: the smallest read buffer of a close-delimited body (an upgraded
+/// connection, a WebSocket). Its reads grow toward `body_buf_size` while they fill the
+/// buffer and shrink back while they do not, so a held, mostly idle WebSocket keeps a
+/// few KiB here instead of 64 KiB per direction.
+const UNTIL_CLOSE_MIN_READ: usize = 4 * 1024;
 // limit how much incomplete chunk-size and chunk-ext to buffer
 const PARTIAL_CHUNK_HEAD_LIMIT: usize = 1024 * 8;
 // Trailers: https://datatracker.ietf.org/doc/html/rfc9112#section-7.1.2
@@ -148,6 +153,8 @@ pub struct BodyReader {
     pub body_state: ParseState,
     pub body_buf: Option<BytesMut>,
     pub body_buf_size: usize,
+    /// nocrd9 patch: the next read size of a close-delimited body (adaptive).
+    until_close_read: usize,
     rewind_buf_len: usize,
     upstream: bool,
     body_buf_overread: Option<BytesMut>,
@@ -159,6 +166,7 @@ impl BodyReader {
             body_state: PS::ToStart,
             body_buf: None,
             body_buf_size: BODY_BUFFER_SIZE,
+            until_close_read: UNTIL_CLOSE_MIN_READ,
             rewind_buf_len: 0,
             upstream,
             body_buf_overread: None,
@@ -173,8 +181,11 @@ impl BodyReader {
         self.body_state = PS::ToStart;
     }
 
-    fn prepare_buf(&mut self, buf_to_rewind: &[u8]) {
-        let mut body_buf = BytesMut::with_capacity(self.body_buf_size.max(buf_to_rewind.len()));
+    /// nocrd9 patch: `want` bounds the buffer by what the body needs (its content
+    /// length), so a 13-byte response no longer allocates 64 KiB.
+    fn prepare_buf(&mut self, buf_to_rewind: &[u8], want: usize) {
+        let mut body_buf =
+            BytesMut::with_capacity(want.min(self.body_buf_size).max(buf_to_rewind.len()));
         if !buf_to_rewind.is_empty() {
             self.rewind_buf_len = buf_to_rewind.len();
             // TODO: this is still 1 copy. Make it zero
@@ -221,7 +232,7 @@ impl BodyReader {
 
     pub fn init_chunked(&mut self, buf_to_rewind: &[u8]) {
         self.body_state = PS::Chunked(0, 0, 0, 0);
-        self.prepare_buf(buf_to_rewind);
+        self.prepare_buf(buf_to_rewind, self.body_buf_size);
     }
 
     /// Zero-copy variant of [`Self::init_chunked`].
@@ -246,7 +257,7 @@ impl BodyReader {
                 }
             }
             _ => {
-                self.prepare_buf(buf_to_rewind);
+                self.prepare_buf(buf_to_rewind, cl);
                 self.body_state = PS::Partial(0, cl);
             }
         }
@@ -270,7 +281,7 @@ impl BodyReader {
     }
 
     pub fn init_close_delimited(&mut self, buf_to_rewind: &[u8]) {
-        self.prepare_buf(buf_to_rewind);
+        self.prepare_buf(buf_to_rewind, UNTIL_CLOSE_MIN_READ);
         self.body_state = PS::UntilClose(0);
     }
 
@@ -462,13 +473,29 @@ impl BodyReader {
         self.rewind_buf_len = 0; // we only need to read rewind data once
         if n == 0 {
             /* Need to actually read */
-            let read_size = self.body_buf_size;
+            // nocrd9 patch: an adaptive read size, and a buffer given back when it has
+            // grown well past it (callers copy what they were handed before reading on).
+            let read_size = self.until_close_read.min(self.body_buf_size);
+            if self
+                .body_buf
+                .as_ref()
+                .is_some_and(|b| b.capacity() > 2 * read_size)
+            {
+                self.body_buf = Some(BytesMut::with_capacity(read_size));
+            }
             let body_buf = self.prepare_buf_for_io(read_size);
             n = stream
                 .take(read_size as u64)
                 .read_buf(body_buf)
                 .await
                 .or_err(ReadError, "when reading body")?;
+            self.until_close_read = if n >= read_size {
+                (read_size * 2).min(self.body_buf_size)
+            } else if n < read_size / 2 {
+                (read_size / 2).max(UNTIL_CLOSE_MIN_READ)
+            } else {
+                read_size
+            };
         }
         match self.body_state {
             PS::UntilClose(read) => {
