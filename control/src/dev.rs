@@ -172,6 +172,8 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
             "dev",
             "--workspace-domain",
             DEV_DOMAIN,
+            // Never outlive this process, however it ends.
+            "--exit-with-parent",
         ])
         .arg("--control-socket")
         .arg(&socket)

@@ -87,8 +87,27 @@ struct Args {
     /// Path routing (`/route/<id>/`); `--path-routing false` leaves host routing only.
     #[arg(long, env = "PATH_ROUTING", default_value_t = true, action = clap::ArgAction::Set)]
     path_routing: bool,
+    /// Stop (as on SIGINT) when the process that started this one goes away: for a
+    /// gateway run as another program's child (`nocrd9 dev`), so it never outlives it.
+    #[arg(long, env = "GATEWAY_EXIT_WITH_PARENT")]
+    exit_with_parent: bool,
     #[command(flatten)]
     auth: shared::auth::AuthArgs,
+}
+
+/// Watches for this process being re-parented (its parent exited) and then asks for a
+/// fast shutdown, the way Ctrl-C would.
+fn exit_with_parent() {
+    let parent = std::os::unix::process::parent_id();
+    let _ = std::thread::Builder::new()
+        .name("exit-with-parent".into())
+        .spawn(move || {
+            while std::os::unix::process::parent_id() == parent {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            tracing::warn!(parent, "the parent process is gone; stopping");
+            let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGINT);
+        });
 }
 
 /// mimalloc: the proxy allocates small, short-lived buffers per request, where glibc's
@@ -180,6 +199,9 @@ fn main() -> ExitCode {
             eprintln!("nocrd9-gateway: cannot bind {what} {addr}: {e}");
             return ExitCode::from(2);
         }
+    }
+    if args.exit_with_parent {
+        exit_with_parent();
     }
     let open_files = raise_open_file_limit();
     let mut upstream_pool_size = args.upstream_pool_size as usize;

@@ -15,6 +15,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const WORKSPACES: usize = 10_000;
+
+/// The gateway process, stopped however the test ends (a failed assertion included).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 const CLIENTS: usize = 8;
 
 /// The gateway's `nocrd9_gateway_upstream_connections_total{reused="false"}`.
@@ -118,7 +128,7 @@ async fn ten_thousand_workspaces_served_twice_open_one_upstream_connection_each(
     let (port, admin_port) = (free_port(), free_port());
     let gw: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let admin: std::net::SocketAddr = ([127, 0, 0, 1], admin_port).into();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nocrd9-gateway"))
+    let child = Command::new(env!("CARGO_BIN_EXE_nocrd9-gateway"))
         .args([
             "--listen",
             &gw.to_string(),
@@ -129,12 +139,13 @@ async fn ten_thousand_workspaces_served_twice_open_one_upstream_connection_each(
         .arg(&socket)
         .arg("--upgrade-sock")
         .arg(dir.path().join("upgrade.sock"))
-        .args(["--threads", "2"])
+        .args(["--threads", "2", "--exit-with-parent"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
+    let _child = KillOnDrop(child);
     // Connected and holding the table (readiness), then every route applied.
     shared::testkit::eventually_async(
         "the gateway to load its routes",
@@ -165,8 +176,6 @@ async fn ten_thousand_workspaces_served_twice_open_one_upstream_connection_each(
     );
     round(gw).await;
     let second = new_upstream_connections(admin).await;
-    let _ = child.kill();
-    let _ = child.wait();
     stop.cancel();
     assert_eq!(
         second,

@@ -94,7 +94,13 @@ async fn sigterm_drains_and_the_access_log_never_holds_a_token() {
         .arg(&socket)
         .arg("--upgrade-sock")
         .arg(dir.path().join("upgrade.sock"))
-        .args(["--grace-period-secs", "5", "--threads", "1"])
+        .args([
+            "--grace-period-secs",
+            "5",
+            "--threads",
+            "1",
+            "--exit-with-parent",
+        ])
         .env("AUTH_ENABLED", "true")
         .env("JWT_SECRET", SECRET)
         .env("RUST_LOG", "info")

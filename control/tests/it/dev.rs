@@ -107,3 +107,49 @@ async fn dev_prints_a_curl_that_works_and_stops_cleanly() {
     .await;
     assert!(gone.is_ok(), "the gateway child stops with nocrd9 dev");
 }
+
+#[tokio::test]
+async fn the_gateway_never_outlives_a_killed_dev() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nocrd9"))
+        .args(["dev", "--port", "0", "--gateway-port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("stdout"))).lines();
+    let mut banner = String::new();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.trim().starts_with("curl ") {
+                return;
+            }
+        }
+        panic!("nocrd9 dev ended early: {banner}")
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no banner within 90 s"));
+    let gateway_pid: i32 = banner
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("gateway pid in {banner}"));
+    // SIGKILL: no chance to stop the child itself.
+    child.kill().await.unwrap_or_else(|e| panic!("{e}"));
+    let gone = tokio::time::timeout(Duration::from_secs(15), async {
+        while nix::sys::signal::kill(nix::unistd::Pid::from_raw(gateway_pid), None).is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    if gone.is_err() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(gateway_pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        panic!("the gateway outlived its nocrd9 dev");
+    }
+}
