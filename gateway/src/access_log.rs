@@ -2,25 +2,25 @@
 //! formatter gave it (`timestamp`, `level`, `fields`, `target: "access"`), but formatted
 //! by hand into a buffer and written in batches. Through `tracing` it cost ~27 µs of
 //! the gateway's CPU per request (a formatter and an unbuffered `write` each); here it is
-//! a few hundred nanoseconds and one `write` per 64 KiB or per 200 ms.
+//! a few hundred nanoseconds and one `write` per 64 KiB or per 200 ms
+//! (`shared::lines::LineWriter`).
 //!
 //! Lines are flushed by a background thread every [`FLUSH_EVERY`], when the buffer
-//! passes [`FLUSH_AT`], and once more when the server has stopped, before the process
+//! passes 64 KiB, and once more when the server has stopped, before the process
 //! exits, so a request answered during the shutdown grace period is still logged. What never goes in: the query string (it may hold a
 //! token), headers and cookies.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A write when the buffer holds this much.
-pub const FLUSH_AT: usize = 64 * 1024;
+use shared::lines::LineWriter;
+
 /// At the latest, lines are written this long after the request ended.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
-static LOG: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+static LOG: OnceLock<Arc<LineWriter>> = OnceLock::new();
 
 /// One request, as the access log reports it.
 #[derive(Debug, Clone, Copy)]
@@ -36,23 +36,14 @@ pub struct Entry<'a> {
     pub cause: &'a str,
 }
 
-/// Turns the access log on (once; later calls do nothing) and starts the flusher
-/// thread. [`crate::Gateway::run_forever`] flushes once more before the process exits.
+/// Turns the access log on (once; later calls do nothing). [`crate::Gateway::run_forever`]
+/// flushes once more before the process exits.
 pub fn enable() {
-    if LOG
-        .set(Mutex::new(Vec::with_capacity(FLUSH_AT * 2)))
-        .is_err()
-    {
-        return;
-    }
-    let _ = std::thread::Builder::new()
-        .name("access-log".into())
-        .spawn(|| {
-            loop {
-                std::thread::sleep(FLUSH_EVERY);
-                flush();
-            }
-        });
+    let _ = LOG.set(LineWriter::start(
+        "access-log",
+        Box::new(std::io::stderr()),
+        FLUSH_EVERY,
+    ));
 }
 
 pub fn enabled() -> bool {
@@ -71,33 +62,18 @@ pub fn record(entry: &Entry<'_>) {
         let mut line = line.borrow_mut();
         line.clear();
         format_line(&mut line, entry, SystemTime::now());
-        let full = {
-            let mut buf = log.lock().unwrap_or_else(|p| p.into_inner());
-            buf.extend_from_slice(line.as_bytes());
-            buf.len() >= FLUSH_AT
-        };
-        if full {
-            flush();
-        }
+        log.line(&line);
     });
 }
 
 /// Writes what is buffered to stderr.
 pub fn flush() {
-    let Some(log) = LOG.get() else {
-        return;
-    };
-    let pending = {
-        let mut buf = log.lock().unwrap_or_else(|p| p.into_inner());
-        if buf.is_empty() {
-            return;
-        }
-        std::mem::replace(&mut *buf, Vec::with_capacity(FLUSH_AT * 2))
-    };
-    let _ = std::io::stderr().lock().write_all(&pending);
+    if let Some(log) = LOG.get() {
+        log.flush();
+    }
 }
 
-/// The line for `entry` at `now`, newline included.
+/// The line for `entry` at `now` (without its newline).
 pub fn format_line(out: &mut String, e: &Entry<'_>, now: SystemTime) {
     out.push_str("{\"timestamp\":\"");
     rfc3339(out, now);
@@ -123,7 +99,7 @@ pub fn format_line(out: &mut String, e: &Entry<'_>, now: SystemTime) {
         e.bytes
     );
     escape(out, e.cause);
-    out.push_str("\"},\"target\":\"access\"}\n");
+    out.push_str("\"},\"target\":\"access\"}");
 }
 
 fn finite(x: f64) -> f64 {
@@ -149,7 +125,7 @@ fn rfc3339(out: &mut String, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(days as i64);
+    let (y, m, day) = shared::time::civil_from_days(days as i64);
     let _ = write!(
         out,
         "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
@@ -158,21 +134,6 @@ fn rfc3339(out: &mut String, t: SystemTime) {
         rem % 60,
         d.subsec_micros()
     );
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
-/// (H. Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
@@ -198,9 +159,9 @@ mod tests {
             },
             at,
         );
-        assert!(line.ends_with('\n'));
+        assert!(!line.contains('\n'), "one line");
         let v: serde_json::Value =
-            serde_json::from_str(line.trim_end()).unwrap_or_else(|e| panic!("{e}: {line}"));
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert_eq!(v["timestamp"], "2026-11-29T21:34:12.153608Z");
         assert_eq!(v["level"], "INFO");
         assert_eq!(v["target"], "access");
@@ -220,9 +181,6 @@ mod tests {
         let mut s = String::new();
         escape(&mut s, "a\"b\\c\nd\u{1}");
         assert_eq!(s, "a\\\"b\\\\c\\u000ad\\u0001");
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_786), (2026, 11, 29));
         let mut t = String::new();
         rfc3339(
             &mut t,

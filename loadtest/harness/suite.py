@@ -171,7 +171,9 @@ class Suite:
                 self.check(name, port, f"/route/{w2}/", 401, expired)
                 other = (cluster.hs256(SECRET, cluster.owner(3)) if auth == "HS256"
                          else cluster.rs256(self.rs_key, cluster.owner(3)))
-                self.check(name, port, f"/route/{w2}/", 403, other)
+                # Someone else's workspace: our gateway answers exactly like a missing one
+                # (404, so nobody learns which ids exist); HAProxy's config says 403.
+                self.check(name, port, f"/route/{w2}/", 404 if name.startswith("gateway") else 403, other)
                 wrong_alg = cluster.hs256(SECRET, cluster.owner(2)) if auth == "RS256" else None
                 if wrong_alg:
                     self.check(name, port, f"/route/{w2}/", 401, wrong_alg)

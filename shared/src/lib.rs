@@ -9,11 +9,13 @@ pub mod feed;
 pub mod hash;
 pub mod ids;
 pub mod k8s_names;
+pub mod lines;
 pub mod proto;
 pub mod route;
 pub mod table;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod time;
 pub mod typed;
 
 /// Labels and annotations written on workspace pods and template ConfigMaps (the names

@@ -361,11 +361,12 @@ impl AsRawSocket for RawStreamWrapper {
 /// layer always does "small" reads in 16k chunks (TLS record size), so L4 read
 /// buffering helps a lot.
 ///
-/// nocrd9 patch: 4 KiB instead of 64 KiB. A plaintext proxy reads request and response
-/// heads through it (larger reads go around it, and TLS reads 16 KiB records around
-/// it), while every connection holds it for life: with 64 KiB, a held WebSocket cost
-/// 128 KiB in these two buffers alone.
-pub const DEFAULT_L4_READ_BUFFER_SIZE: usize = 4 * 1024;
+/// nocrd9 patch: 0 (no read buffer) instead of 64 KiB. Only accepted connections get
+/// one (connectors never set it), every one holds it for life, and a plaintext proxy
+/// reads heads into its own 4 KiB buffers and bodies into body buffers, so it only added
+/// a copy: measured neutral on CPU, 64 KiB less per connection. TLS reads its records
+/// into rustls's own buffer.
+pub const DEFAULT_L4_READ_BUFFER_SIZE: usize = 0;
 
 /// The default L4 write buffer size.
 ///
