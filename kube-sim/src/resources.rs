@@ -2,7 +2,8 @@
 //! and service accounts, with the rules and messages of the real API server for the
 //! fields the product uses.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, ServiceAccount};
 use serde_json::{Map, Value, json};
 
 use super::status::{ApiError, ApiResult, Cause};
@@ -30,10 +31,11 @@ pub fn decode(kind: Kind, body: &Value, mode: FieldValidation) -> ApiResult<Deco
         )));
     }
     if let Some(api_version) = body.get("apiVersion").and_then(Value::as_str)
-        && api_version != "v1"
+        && api_version != kind.api_version()
     {
         return Err(ApiError::bad_request(format!(
-            "the API version in the data ({api_version}) does not match the expected API version (v1)"
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            kind.api_version()
         )));
     }
     if let Some(k) = body.get("kind").and_then(Value::as_str)
@@ -49,8 +51,10 @@ pub fn decode(kind: Kind, body: &Value, mode: FieldValidation) -> ApiResult<Deco
         Kind::Pod => decode_typed::<Pod>(body, "Pod", mode)?,
         Kind::ConfigMap => decode_typed::<ConfigMap>(body, "ConfigMap", mode)?,
         Kind::ServiceAccount => decode_typed::<ServiceAccount>(body, "ServiceAccount", mode)?,
+        Kind::Event => decode_typed::<Event>(body, "Event", mode)?,
+        Kind::Lease => decode_typed::<Lease>(body, "Lease", mode)?,
     };
-    value["apiVersion"] = json!("v1");
+    value["apiVersion"] = json!(kind.api_version());
     value["kind"] = json!(kind.kind());
     if value.get("metadata").is_none_or(Value::is_null) {
         value["metadata"] = json!({});
@@ -129,7 +133,8 @@ pub fn admit_create(kind: Kind, namespace: &str, name: &str, mut value: Value) -
             value["status"] = json!({"phase": "Active"});
         }
         Kind::ConfigMap => validate_config_map(&value, &mut causes),
-        Kind::ServiceAccount => {}
+        Kind::ServiceAccount | Kind::Lease => {}
+        Kind::Event => validate_event(&value, namespace, &mut causes),
     }
     if causes.is_empty() {
         Ok(value)
@@ -137,10 +142,34 @@ pub fn admit_create(kind: Kind, namespace: &str, name: &str, mut value: Value) -
         Err(ApiError::invalid(
             kind.kind(),
             kind.resource(),
-            "",
+            kind.group(),
             name,
             causes,
         ))
+    }
+}
+
+/// An event must name the object it is about, in its own namespace (the real server's
+/// `involvedObject.namespace` rule).
+fn validate_event(value: &Value, namespace: &str, causes: &mut Vec<Cause>) {
+    match value.get("involvedObject") {
+        Some(obj) if obj.is_object() => {
+            if let Some(ns) = obj.get("namespace").and_then(Value::as_str)
+                && !ns.is_empty()
+                && ns != namespace
+            {
+                causes.push(Cause::invalid(
+                    "involvedObject.namespace",
+                    ns,
+                    "does not match event.namespace",
+                ));
+            }
+        }
+        _ => causes.push(Cause {
+            reason: "FieldValueRequired",
+            field: "involvedObject".into(),
+            message: "Required value".into(),
+        }),
     }
 }
 
@@ -169,7 +198,7 @@ pub fn admit_update(
     {
         return Err(ApiError::conflict(
             kind.resource(),
-            "",
+            kind.group(),
             &name,
             "the object has been modified; please apply your changes to the latest version and try again",
         ));
@@ -196,7 +225,7 @@ pub fn admit_update(
     {
         return Err(ApiError::conflict(
             kind.resource(),
-            "",
+            kind.group(),
             &name,
             &format!(
                 "Precondition failed: UID in precondition: {}, UID in object meta: {uid}",
@@ -308,7 +337,7 @@ pub fn admit_update(
         Err(ApiError::invalid(
             kind.kind(),
             kind.resource(),
-            "",
+            kind.group(),
             &name,
             causes,
         ))

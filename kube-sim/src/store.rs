@@ -17,6 +17,9 @@ use tokio::sync::broadcast;
 use super::selectors::SelectableFields;
 use super::status::{ApiError, ApiResult};
 
+/// The API group of leases.
+pub const COORDINATION_GROUP: &str = "coordination.k8s.io";
+
 /// The resource kinds the simulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -24,14 +27,18 @@ pub enum Kind {
     Pod,
     ConfigMap,
     ServiceAccount,
+    Event,
+    Lease,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Namespace,
         Kind::Pod,
         Kind::ConfigMap,
         Kind::ServiceAccount,
+        Kind::Event,
+        Kind::Lease,
     ];
 
     fn index(self) -> usize {
@@ -45,6 +52,24 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::ConfigMap => "configmaps",
             Kind::ServiceAccount => "serviceaccounts",
+            Kind::Event => "events",
+            Kind::Lease => "leases",
+        }
+    }
+
+    /// The API group (`""` for the core group).
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::Lease => COORDINATION_GROUP,
+            _ => "",
+        }
+    }
+
+    /// `apiVersion` of its objects.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Lease => "coordination.k8s.io/v1",
+            _ => "v1",
         }
     }
 
@@ -54,6 +79,8 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::ConfigMap => "ConfigMap",
             Kind::ServiceAccount => "ServiceAccount",
+            Kind::Event => "Event",
+            Kind::Lease => "Lease",
         }
     }
 
@@ -68,8 +95,18 @@ impl Kind {
         matches!(self, Kind::Pod | Kind::ServiceAccount)
     }
 
+    /// A core-group resource by its plural name.
     pub fn from_resource(resource: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.resource() == resource)
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.group().is_empty() && k.resource() == resource)
+    }
+
+    /// A resource of `group` by its plural name.
+    pub fn from_group_resource(group: &str, resource: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.group() == group && k.resource() == resource)
     }
 }
 

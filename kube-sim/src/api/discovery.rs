@@ -59,6 +59,7 @@ pub fn core_v1() -> Value {
         "groupVersion": "v1",
         "resources": [
             resource("configmaps", "ConfigMap", true, CRUD, &["cm"]),
+            resource("events", "Event", true, CRUD, &["ev"]),
             resource("namespaces", "Namespace", false, &["create", "delete", "get", "list", "patch", "update", "watch"], &["ns"]),
             resource("namespaces/status", "Namespace", false, &["get", "patch", "update"], &[]),
             resource("pods", "Pod", true, CRUD, &["po"]),
@@ -80,7 +81,32 @@ fn authz_group() -> Value {
 }
 
 pub fn api_groups() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [authz_group()]})
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [authz_group(), coordination_group()]})
+}
+
+fn coordination_group() -> Value {
+    let gv = format!("{}/v1", crate::store::COORDINATION_GROUP);
+    json!({
+        "name": crate::store::COORDINATION_GROUP,
+        "versions": [{"groupVersion": gv, "version": "v1"}],
+        "preferredVersion": {"groupVersion": gv, "version": "v1"}
+    })
+}
+
+pub fn coordination_group_doc() -> Value {
+    let mut g = coordination_group();
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    g
+}
+
+pub fn coordination_v1() -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": format!("{}/v1", crate::store::COORDINATION_GROUP),
+        "resources": [resource("leases", "Lease", true, CRUD, &[])]
+    })
 }
 
 pub fn authz_group_doc() -> Value {

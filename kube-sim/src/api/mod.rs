@@ -112,6 +112,8 @@ enum Target {
     Apis,
     AuthzGroup,
     AuthzV1,
+    CoordinationGroup,
+    CoordinationV1,
     Ssar,
     Faults,
     OpenApiRoot,
@@ -140,6 +142,41 @@ fn route(path: &str) -> ApiResult<Target> {
         ["api", "v1"] => Target::CoreV1,
         ["apis"] => Target::Apis,
         ["apis", discovery::AUTHZ_GROUP] => Target::AuthzGroup,
+        ["apis", crate::store::COORDINATION_GROUP] => Target::CoordinationGroup,
+        ["apis", crate::store::COORDINATION_GROUP, "v1"] => Target::CoordinationV1,
+        [
+            "apis",
+            group @ crate::store::COORDINATION_GROUP,
+            "v1",
+            "namespaces",
+            ns,
+            res,
+        ] => Target::Resource {
+            kind: Kind::from_group_resource(group, res).ok_or_else(not_found)?,
+            namespace: Some((*ns).into()),
+            name: None,
+            sub: None,
+        },
+        [
+            "apis",
+            group @ crate::store::COORDINATION_GROUP,
+            "v1",
+            "namespaces",
+            ns,
+            res,
+            name,
+        ] => Target::Resource {
+            kind: Kind::from_group_resource(group, res).ok_or_else(not_found)?,
+            namespace: Some((*ns).into()),
+            name: Some((*name).into()),
+            sub: None,
+        },
+        ["apis", group @ crate::store::COORDINATION_GROUP, "v1", res] => Target::Resource {
+            kind: Kind::from_group_resource(group, res).ok_or_else(not_found)?,
+            namespace: None,
+            name: None,
+            sub: None,
+        },
         ["apis", discovery::AUTHZ_GROUP, "v1"] => Target::AuthzV1,
         [
             "apis",
@@ -438,6 +475,8 @@ async fn serve(state: &Arc<ApiState>, req: Request<hyper::body::Incoming>) -> Ap
         Target::Apis => get_only(discovery::api_groups()),
         Target::AuthzGroup => get_only(discovery::authz_group_doc()),
         Target::AuthzV1 => get_only(discovery::authz_v1()),
+        Target::CoordinationGroup => get_only(discovery::coordination_group_doc()),
+        Target::CoordinationV1 => get_only(discovery::coordination_v1()),
         Target::OpenApiRoot => get_only(discovery::openapi_v3_root()),
         Target::OpenApiCore => get_only(discovery::openapi_v3_core()),
         Target::Ssar => self_subject_access_review(state, &call),
@@ -451,7 +490,7 @@ async fn serve(state: &Arc<ApiState>, req: Request<hyper::body::Incoming>) -> Ap
             let verb = verb_for(&call.method, name.is_some(), &call.query, sub.as_deref())?;
             state.authorizer.check(&Attributes {
                 verb: verb.into(),
-                group: String::new(),
+                group: kind.group().into(),
                 resource: kind.resource().into(),
                 subresource: sub.clone().unwrap_or_default(),
                 namespace: if kind.namespaced() {

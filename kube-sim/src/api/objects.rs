@@ -67,7 +67,7 @@ fn check_namespace_accepts(
             Reason::Forbidden,
             format!("{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated", kind.resource()),
         )
-        .with_details(kind.resource(), "", name));
+        .with_details(kind.resource(), kind.group(), name));
     }
     Ok(())
 }
@@ -180,7 +180,11 @@ pub fn create(
         }
         let key = key_for(kind, namespace, &final_name);
         let out = state.store.mutate(kind, &key, |cur| match cur {
-            Some(_) => Err(ApiError::already_exists(kind.resource(), "", &final_name)),
+            Some(_) => Err(ApiError::already_exists(
+                kind.resource(),
+                kind.group(),
+                &final_name,
+            )),
             None => Ok(Change::Put(value)),
         });
         match out {
@@ -198,7 +202,7 @@ pub fn create(
     }
     Err(ApiError::already_exists(
         kind.resource(),
-        "",
+        kind.group(),
         generate.as_deref().unwrap_or_default(),
     ))
 }
@@ -259,7 +263,7 @@ pub fn get(
         }
         _ => state.store.get(kind, &key),
     };
-    let obj = obj.ok_or_else(|| ApiError::not_found(kind.resource(), "", name))?;
+    let obj = obj.ok_or_else(|| ApiError::not_found(kind.resource(), kind.group(), name))?;
     Ok(object_reply(StatusCode::OK, kind, &obj, call))
 }
 
@@ -367,12 +371,12 @@ where
         let old = state
             .store
             .get(kind, &key)
-            .ok_or_else(|| ApiError::not_found(kind.resource(), "", name))?;
+            .ok_or_else(|| ApiError::not_found(kind.resource(), kind.group(), name))?;
         let value = build(&old)?;
         return Ok(Reply::json(StatusCode::OK, &value).with_warnings(warnings));
     }
     let out = state.store.mutate(kind, &key, |cur| {
-        let old = cur.ok_or_else(|| ApiError::not_found(kind.resource(), "", name))?;
+        let old = cur.ok_or_else(|| ApiError::not_found(kind.resource(), kind.group(), name))?;
         Ok(Change::Put(build(old)?))
     })?;
     match out {
@@ -461,14 +465,14 @@ fn delete_one(
     }
     let mut graceful = false;
     let out = store.mutate(kind, key, |cur| {
-        let old = cur.ok_or_else(|| ApiError::not_found(kind.resource(), "", &name))?;
+        let old = cur.ok_or_else(|| ApiError::not_found(kind.resource(), kind.group(), &name))?;
         if let Some(uid) = &opts.uid
             && *uid != old.uid {
-                return Err(ApiError::conflict(kind.resource(), "", &name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", old.uid)));
+                return Err(ApiError::conflict(kind.resource(), kind.group(), &name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", old.uid)));
             }
         if let Some(rv) = &opts.resource_version
             && *rv != old.rv.to_string() {
-                return Err(ApiError::conflict(kind.resource(), "", &name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", old.rv)));
+                return Err(ApiError::conflict(kind.resource(), kind.group(), &name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", old.rv)));
             }
         let mut value = old.value();
         match kind {
@@ -508,7 +512,9 @@ fn delete_one(
     })?;
     let obj = match out {
         Outcome::Stored { obj, .. } | Outcome::Deleted(obj) | Outcome::Unchanged(Some(obj)) => obj,
-        Outcome::Unchanged(None) => return Err(ApiError::not_found(kind.resource(), "", &name)),
+        Outcome::Unchanged(None) => {
+            return Err(ApiError::not_found(kind.resource(), kind.group(), &name));
+        }
     };
     if kind == Kind::Namespace && !dry {
         spawn_namespace_cleanup(store.clone(), name);
@@ -591,7 +597,7 @@ pub fn delete_collection(
     }
     Ok(Reply::json(
         StatusCode::OK,
-        &json!({"kind": format!("{}List", kind.kind()), "apiVersion": "v1", "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+        &json!({"kind": format!("{}List", kind.kind()), "apiVersion": kind.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
     ))
 }
 
@@ -606,7 +612,13 @@ fn spawn_namespace_cleanup(store: Arc<Store>, namespace: String) {
         };
         loop {
             let mut remaining = 0;
-            for kind in [Kind::Pod, Kind::ConfigMap, Kind::ServiceAccount] {
+            for kind in [
+                Kind::Pod,
+                Kind::ConfigMap,
+                Kind::ServiceAccount,
+                Kind::Event,
+                Kind::Lease,
+            ] {
                 let Ok((_, objects)) = store.read(kind, ReadAt::Latest) else {
                     continue;
                 };

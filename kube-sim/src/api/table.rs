@@ -80,6 +80,24 @@ fn columns(kind: Kind) -> Vec<Value> {
             column("Secrets", "string", 0, "Number of secrets"),
             age,
         ],
+        // `kubectl get events`: what kubectl's own printer shows.
+        Kind::Event => vec![
+            column("Last Seen", "string", 0, "Time of the last occurrence."),
+            column("Type", "string", 0, "Normal or Warning."),
+            column(
+                "Reason",
+                "string",
+                0,
+                "Why the event happened, in one word.",
+            ),
+            column("Object", "string", 0, "The object the event is about."),
+            column("Message", "string", 0, "What happened."),
+        ],
+        Kind::Lease => vec![
+            name,
+            column("Holder", "string", 0, "The current holder of the lease."),
+            age,
+        ],
     }
 }
 
@@ -293,6 +311,28 @@ fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
             ),
             age,
         ],
+        Kind::Event => {
+            let last = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .find_map(|p| obj.pointer(p).and_then(Value::as_str));
+            let object = format!(
+                "{}/{}",
+                str_at(obj, "/involvedObject/kind").to_ascii_lowercase(),
+                str_at(obj, "/involvedObject/name")
+            );
+            vec![
+                json!(human_age(last, now)),
+                json!(str_at(obj, "/type")),
+                json!(str_at(obj, "/reason")),
+                json!(object),
+                json!(str_at(obj, "/message")),
+            ]
+        }
+        Kind::Lease => vec![name, json!(str_at(obj, "/spec/holderIdentity")), age],
     }
 }
 

@@ -193,8 +193,7 @@ pub fn list(
         ));
     }
     // Assemble the list from the stored bytes: no re-encoding of 100,000 pods.
-    let head =
-        json!({"kind": format!("{}List", kind.kind()), "apiVersion": "v1", "metadata": meta});
+    let head = json!({"kind": format!("{}List", kind.kind()), "apiVersion": kind.api_version(), "metadata": meta});
     let head = serde_json::to_vec(&head).unwrap_or_default();
     let mut out = BytesMut::with_capacity(
         head.len() + items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 16,
@@ -226,7 +225,7 @@ fn bookmark(kind: Kind, rv: u64, initial_end: bool) -> Bytes {
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    let obj = json!({"kind": kind.kind(), "apiVersion": "v1", "metadata": meta});
+    let obj = json!({"kind": kind.kind(), "apiVersion": kind.api_version(), "metadata": meta});
     event_line("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default())
 }
 

@@ -232,3 +232,116 @@ async fn kubectl_drives_pods_config_maps_and_sees_real_errors() {
     k.ok(&["delete", "pod", "ws", "--timeout=30s"]);
     assert!(k.fails(&["get", "pod", "ws"]).contains("NotFound"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_and_leases_work_like_the_real_server() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Event;
+    use kube::Api;
+    use kube::api::{Patch, PatchParams, PostParams};
+    let sim = start_sim(&[]);
+    let k = Kubectl {
+        kubeconfig: sim.kubeconfig.clone(),
+    };
+    let client = {
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&sim.kubeconfig).expect("kubeconfig"),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("config");
+        kube::Client::try_from(config).expect("client")
+    };
+    // An event about a pod, listed by kubectl the way it prints events.
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let ev: Event = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "ws-demo.1"},
+        "involvedObject": {"kind": "Pod", "name": "ws-demo", "namespace": "default"},
+        "reason": "Culled", "message": "idle for 2s", "type": "Normal",
+        "lastTimestamp": "2026-11-29T10:00:00Z"
+    }))
+    .expect("event");
+    events
+        .create(&PostParams::default(), &ev)
+        .await
+        .expect("create event");
+    let listed = k.ok(&["get", "events"]);
+    assert!(
+        listed.contains("Culled")
+            && listed.contains("pod/ws-demo")
+            && listed.contains("idle for 2s"),
+        "{listed}"
+    );
+    // The real server's rule: an event lives in its object's namespace.
+    let mut elsewhere = ev.clone();
+    elsewhere.metadata.name = Some("ws-demo.2".into());
+    elsewhere.involved_object.namespace = Some("kube-system".into());
+    let err = events
+        .create(&PostParams::default(), &elsewhere)
+        .await
+        .expect_err("invalid");
+    assert!(
+        err.to_string().contains("does not match event.namespace"),
+        "{err}"
+    );
+
+    // A lease: created once (409 for the second claimant), updated with a
+    // resourceVersion precondition (409 when stale), shown by kubectl with its holder.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let lease: Lease = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "culler"},
+        "spec": {"holderIdentity": "replica-a", "leaseDurationSeconds": 15}
+    }))
+    .expect("lease");
+    let made = leases
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect("create lease");
+    let again = leases
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect_err("exists");
+    assert!(
+        matches!(&again, kube::Error::Api(s) if s.code == 409),
+        "{again}"
+    );
+    let mut renewed = made.clone();
+    if let Some(spec) = renewed.spec.as_mut() {
+        spec.holder_identity = Some("replica-b".into());
+    }
+    let after = leases
+        .replace("culler", &PostParams::default(), &renewed)
+        .await
+        .expect("update");
+    let stale = leases
+        .replace("culler", &PostParams::default(), &renewed)
+        .await
+        .expect_err("stale");
+    assert!(
+        matches!(&stale, kube::Error::Api(s) if s.code == 409),
+        "{stale}"
+    );
+    assert_eq!(
+        after.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("replica-b")
+    );
+    let patched = leases
+        .patch(
+            "culler",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"leaseTransitions": 1}})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(patched.spec.and_then(|s| s.lease_transitions), Some(1));
+    let shown = k.ok(&["get", "leases"]);
+    assert!(
+        shown.contains("culler") && shown.contains("replica-b"),
+        "{shown}"
+    );
+    let api = k.ok(&["api-resources"]);
+    assert!(
+        api.contains("leases") && api.contains("coordination.k8s.io/v1") && api.contains("events"),
+        "{api}"
+    );
+}
