@@ -36,7 +36,7 @@ use shared::table::Change;
 use crate::routes::route_for_pod;
 
 /// The label marking claim ConfigMaps.
-pub const CLAIM_LABEL: &str = "nogoo9/claim";
+pub const CLAIM_LABEL: &str = names::CLAIM_LABEL;
 pub const CLAIM_WORKSPACE: &str = "workspace";
 /// The index as the watch keeps it and spawns consult it.
 pub type Workspaces = std::sync::Arc<std::sync::Mutex<Index>>;
@@ -46,7 +46,7 @@ pub const CLAIM_GRACE: Duration = Duration::from_secs(60);
 
 /// The claim ConfigMap's name for an id.
 pub fn claim_name(id: &WorkspaceId) -> String {
-    format!("nogoo9-ws-{id}")
+    format!("{}{id}", names::ID_CLAIM_PREFIX)
 }
 
 /// The label selector of claim ConfigMaps.
@@ -452,9 +452,18 @@ pub async fn release(
         .delete(&release.name, &dp)
         .await
     {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(e) => Err(e),
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    // The owner's limit slot goes with the id (`quota.rs`).
+    match release
+        .name
+        .strip_prefix(names::ID_CLAIM_PREFIX)
+        .and_then(|i| WorkspaceId::parse(i).ok())
+    {
+        Some(id) => crate::quota::release(client, claim_ns, &id).await,
+        None => Ok(()),
     }
 }
 

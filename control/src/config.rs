@@ -187,6 +187,22 @@ pub struct Args {
     /// the gateway the same domain.
     #[arg(long, env = "WORKSPACE_DOMAIN")]
     pub workspace_domain: Option<String>,
+    /// Stop workspaces without activity for this long (e.g. `30m`), unless their template
+    /// says otherwise (`nogoo9/idle-timeout`). Default: never.
+    #[arg(long, env = "DEFAULT_IDLE_TIMEOUT")]
+    pub default_idle_timeout: Option<String>,
+    /// Stop workspaces this long after they started, whatever their activity (e.g. `8h`),
+    /// unless their template says otherwise (`nogoo9/max-lifetime`). Default: never.
+    #[arg(long, env = "DEFAULT_MAX_LIFETIME")]
+    pub default_max_lifetime: Option<String>,
+    /// At most this many live workspaces per user (administrators are exempt); a
+    /// template's `nogoo9/max-per-user` overrides it for spawns from that template.
+    #[arg(long, env = "MAX_WORKSPACES_PER_USER", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_workspaces_per_user: Option<u32>,
+    /// Append one JSON line per MCP tool call here (`-` for stderr; the file is created
+    /// 0600). Context values and tokens are never written.
+    #[arg(long, env = "AUDIT_LOG")]
+    pub audit_log: Option<String>,
     #[command(flatten)]
     pub auth: shared::auth::AuthArgs,
 }
@@ -391,7 +407,22 @@ pub struct ControlConfig {
     pub public_url: Option<String>,
     /// Host routing's domain (normalised), for workspace URLs.
     pub workspace_domain: Option<String>,
+    /// Idle timeout and maximum lifetime when a template names none.
+    pub lifecycle: crate::lifecycle::Defaults,
+    /// How late activity from other replicas' gateways may be known here (the annotate
+    /// interval plus a gateway's report interval): idleness counts beyond it.
+    pub activity_slack: Duration,
+    /// How often the culler's leader looks for workspaces that are due.
+    pub cull_every: Duration,
+    /// The culler's Lease timings (`lease_duration`, `renew_every`).
+    pub lease_timing: (Duration, Duration),
+    pub max_workspaces_per_user: Option<u32>,
+    /// Where the audit trail goes (`-`: stderr).
+    pub audit_log: Option<String>,
 }
+
+/// How often a gateway reports activity to its control (`gateway::sync`).
+pub const GATEWAY_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 impl ControlConfig {
     /// Serving HTTP on an ephemeral loopback port in `namespace`, routes on
@@ -418,6 +449,12 @@ impl ControlConfig {
             admin_subjects: Default::default(),
             public_url: None,
             workspace_domain: None,
+            lifecycle: Default::default(),
+            activity_slack: Duration::from_secs(30) + GATEWAY_REPORT_EVERY,
+            cull_every: Duration::from_secs(5),
+            lease_timing: (Duration::from_secs(15), Duration::from_secs(2)),
+            max_workspaces_per_user: None,
+            audit_log: None,
         }
     }
 
@@ -503,6 +540,27 @@ impl ControlConfig {
                 check(Err(format!("--workspace-domain (WORKSPACE_DOMAIN): {e}")));
                 None
             }
+        };
+        let mut duration = |flag: &str, v: &Option<String>| match v
+            .as_deref()
+            .map(crate::lifecycle::parse_duration)
+        {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                check(Err(format!("{flag}: {e}")));
+                None
+            }
+        };
+        let lifecycle = crate::lifecycle::Defaults {
+            idle_timeout: duration(
+                "--default-idle-timeout (DEFAULT_IDLE_TIMEOUT)",
+                &args.default_idle_timeout,
+            ),
+            max_lifetime: duration(
+                "--default-max-lifetime (DEFAULT_MAX_LIFETIME)",
+                &args.default_max_lifetime,
+            ),
         };
         let admin_claim = match (&args.admin_claim_jsonpath, &args.admin_claim_value) {
             (None, None) => Ok(None),
@@ -594,6 +652,13 @@ impl ControlConfig {
                 .as_ref()
                 .map(|u| u.trim_end_matches('/').to_string()),
             workspace_domain,
+            lifecycle,
+            activity_slack: Duration::from_secs(args.activity_annotate_seconds)
+                + GATEWAY_REPORT_EVERY,
+            cull_every: Duration::from_secs(5),
+            lease_timing: (Duration::from_secs(15), Duration::from_secs(2)),
+            max_workspaces_per_user: args.max_workspaces_per_user,
+            audit_log: args.audit_log.clone(),
         })
     }
 }

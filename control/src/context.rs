@@ -45,6 +45,13 @@ pub struct Context {
     pub workspaces: Option<crate::claims::Workspaces>,
     /// `--workspace-domain`: workspace URLs in the host form.
     pub workspace_domain: Option<String>,
+    /// Lifecycle defaults and how late other replicas' activity may be known.
+    pub lifecycle: crate::lifecycle::Defaults,
+    pub activity_slack: std::time::Duration,
+    /// `--max-workspaces-per-user`.
+    pub max_workspaces_per_user: Option<u32>,
+    /// The audit trail (`--audit-log`).
+    pub audit: Option<shared::audit::AuditLog>,
 }
 
 impl Context {
@@ -59,6 +66,10 @@ impl Context {
             public_url: None,
             workspaces: None,
             workspace_domain: None,
+            lifecycle: Default::default(),
+            activity_slack: std::time::Duration::from_secs(35),
+            max_workspaces_per_user: None,
+            audit: None,
             namespace,
             mode,
             publisher: None,
@@ -93,6 +104,9 @@ impl Context {
         ctx.admin_subjects = Arc::new(config.admin_subjects.clone());
         ctx.public_url = config.public_url.clone();
         ctx.workspace_domain = config.workspace_domain.clone();
+        ctx.lifecycle = config.lifecycle;
+        ctx.activity_slack = config.activity_slack;
+        ctx.max_workspaces_per_user = config.max_workspaces_per_user;
         ctx
     }
 

@@ -24,7 +24,7 @@ pub enum Outcome {
 impl Outcome {
     const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::ToolError, Outcome::ProtocolError];
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::ToolError => "tool_error",
@@ -41,6 +41,7 @@ pub struct ControlMetrics {
     routes: IntGauge,
     table_version: IntGauge,
     gateways: IntGauge,
+    culled: prometheus::IntCounter,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
@@ -109,6 +110,14 @@ impl Default for ControlMetrics {
                 "nocrd9_gateways_connected",
                 "Gateways connected to the route socket.",
             ),
+            culled: register(
+                &registry,
+                prometheus::IntCounter::new(
+                    "nocrd9_workspaces_stopped_by_lifecycle_total",
+                    "Workspaces this replica stopped for idleness or their maximum lifetime.",
+                )
+                .expect("valid metric"),
+            ),
             registry,
             tool_calls,
             tool_duration,
@@ -130,6 +139,11 @@ impl ControlMetrics {
         self.tool_duration
             .with_label_values(&[tool.name])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// A workspace stopped by the culler.
+    pub fn record_culled(&self) {
+        self.culled.inc();
     }
 
     pub fn record_auth_failure(&self, reason: &str) {

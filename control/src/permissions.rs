@@ -109,17 +109,15 @@ pub async fn check(
             if answers.contains_key(need) {
                 continue;
             }
-            let (resource, subresource) = match need.1.split_once('/') {
-                Some((r, s)) => (r, Some(s.to_string())),
-                None => (need.1, None),
-            };
+            let (group, resource, subresource) = crate::tools::split_resource(need.1);
             let review = SelfSubjectAccessReview {
                 spec: SelfSubjectAccessReviewSpec {
                     resource_attributes: Some(ResourceAttributes {
                         namespace: Some(namespace.to_string()),
                         verb: Some(need.0.to_string()),
+                        group: Some(group.to_string()),
                         resource: Some(resource.to_string()),
-                        subresource,
+                        subresource: subresource.map(str::to_string),
                         ..Default::default()
                     }),
                     ..Default::default()

@@ -50,6 +50,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("delete_template", Rule::AdminOnly),
     ("spawn_workspace", Rule::OwnWorkspaces),
     ("stop_workspace", Rule::OwnWorkspaces),
+    ("keepalive_workspace", Rule::OwnWorkspaces),
     ("list_workspaces", Rule::OwnWorkspaces),
 ];
 

@@ -22,6 +22,8 @@ pub struct Control {
     pub http_addr: Option<SocketAddr>,
     pub publisher: Publisher,
     pub synced: watch::Receiver<bool>,
+    /// Whether this replica holds the culler's Lease.
+    pub leader: watch::Receiver<bool>,
     pub shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -37,6 +39,12 @@ impl Control {
             .unwrap_or(1);
         let publisher = Publisher::new(epoch);
         let mut ctx = Context::from_config(client.clone(), config, Some(publisher.clone()));
+        if let Some(path) = &config.audit_log {
+            ctx.audit = Some(
+                shared::audit::AuditLog::open(path)
+                    .with_context(|| format!("opening the audit log {path}"))?,
+            );
+        }
         ctx.workspaces = Some(std::sync::Arc::new(std::sync::Mutex::new(
             crate::claims::Index::new(config.default_workspace_port),
         )));
@@ -86,6 +94,22 @@ impl Control {
             config.activity_annotate_every,
             shutdown.clone(),
         )));
+        // The culler acts only on the replica holding its Lease (in control's namespace).
+        let (leader_tx, leader_rx) = watch::channel(false);
+        let mut election = crate::lease::Election::culler(&config.namespace);
+        (election.lease_duration, election.renew_every) = config.lease_timing;
+        tasks.push(tokio::spawn(crate::lease::run(
+            client.clone(),
+            election,
+            leader_tx,
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::culler::run(
+            ctx.clone(),
+            leader_rx.clone(),
+            config.cull_every,
+            shutdown.clone(),
+        )));
         let (synced_tx, synced) = watch::channel(false);
         let index = ctx.workspaces.clone().unwrap_or_default();
         tasks.push(tokio::spawn(crate::watch::run(
@@ -121,6 +145,7 @@ impl Control {
             http_addr,
             publisher,
             synced,
+            leader: leader_rx,
             shutdown,
             tasks,
         })
@@ -130,6 +155,9 @@ impl Control {
         self.shutdown.cancel();
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(audit) = &self.ctx.audit {
+            audit.flush();
         }
     }
 }

@@ -3,7 +3,8 @@
 //! the startup permission check and the RBAC manifests (`deploy/`, checked by a test)
 //! all read this one list. A leaf: it imports nothing from the crate.
 
-/// `(verb, resource)`; a subresource is written `pods/log`. All in the core API group.
+/// `(verb, resource)`; a subresource is written `pods/log`, a resource of another API
+/// group `leases.coordination.k8s.io` (see [`split_resource`]).
 pub type Need = (&'static str, &'static str);
 
 /// One MCP tool.
@@ -98,20 +99,48 @@ pub const TOOLS: &[Tool] = &[
             ("delete", "serviceaccounts"),
         ],
     ),
+    write(
+        "keepalive_workspace",
+        &[("list", "pods"), ("patch", "pods")],
+    ),
     read("list_workspaces", &[("list", "pods")]),
 ];
 
 /// What the control plane needs whatever tools are enabled: the route watch over pods
-/// and id claims, releasing the claims of gone pods, and recording gateway-reported
-/// activity on pods (`nogoo9/last-activity`).
+/// and id claims, releasing the claims of gone pods, recording gateway-reported activity
+/// on pods (`nogoo9/last-activity`), the culler (its Lease, stopping what is due: the
+/// same as `stop_workspace`) and the workspace events.
 pub const ALWAYS_NEEDED: &[Need] = &[
     ("list", "pods"),
     ("watch", "pods"),
     ("patch", "pods"),
+    ("delete", "pods"),
     ("list", "configmaps"),
     ("watch", "configmaps"),
+    ("get", "configmaps"),
     ("delete", "configmaps"),
+    ("get", "serviceaccounts"),
+    ("delete", "serviceaccounts"),
+    ("create", "events"),
+    ("get", "leases.coordination.k8s.io"),
+    ("create", "leases.coordination.k8s.io"),
+    ("update", "leases.coordination.k8s.io"),
 ];
+
+/// A need's resource as `(group, resource, subresource)`: `pods/log` is core `pods` with
+/// subresource `log`; `leases.coordination.k8s.io` is `leases` in that group.
+pub fn split_resource(
+    resource: &'static str,
+) -> (&'static str, &'static str, Option<&'static str>) {
+    let (name, sub) = match resource.split_once('/') {
+        Some((n, s)) => (n, Some(s)),
+        None => (resource, None),
+    };
+    match name.split_once('.') {
+        Some((r, group)) => (group, r, sub),
+        None => ("", name, sub),
+    }
+}
 
 /// The tool named `name`.
 pub fn find(name: &str) -> Option<&'static Tool> {

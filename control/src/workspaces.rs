@@ -279,6 +279,10 @@ async fn plan(
         template: template.as_deref(),
     })
     .map_err(|e| ToolError::bad_input(e.to_string()))?;
+    // Its lifecycle annotations read (a typo would otherwise only show when it is culled).
+    let planned = plan.pod.metadata.annotations.clone().unwrap_or_default();
+    crate::lifecycle::Policy::of(&planned, ctx.lifecycle).map_err(ToolError::bad_input)?;
+    crate::quota::limit_for(&planned, ctx.max_workspaces_per_user).map_err(ToolError::bad_input)?;
     // The whole planned pod (the spawner's own containers included) meets the standard.
     if let Some(spec) = &plan.pod.spec {
         let annotations = plan.pod.metadata.annotations.clone().unwrap_or_default();
@@ -329,6 +333,24 @@ pub async fn spawn(
             };
         }
     };
+    // A user's workspace takes one of their limit's slots (`quota.rs`).
+    if let (Some(owner), Some(limit)) = (who.restricted_to(), plan_limit(ctx, &plan)?) {
+        let taken = match crate::quota::take(&ctx.client, &ctx.namespace, owner, &id, limit).await {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = claims::release(&ctx.client, &ctx.namespace, &claims::release_of(&claimed))
+                    .await;
+                return Err(e.into());
+            }
+        };
+        if !taken {
+            let _ =
+                claims::release(&ctx.client, &ctx.namespace, &claims::release_of(&claimed)).await;
+            return Err(ToolError::forbidden(format!(
+                "you already have {limit} live workspaces, the most allowed; stop one (stop_workspace) before spawning {id}"
+            )));
+        }
+    }
     progress
         .report(1, SPAWN_STEPS, format!("creating workspace {id}"))
         .await;
@@ -342,6 +364,17 @@ pub async fn spawn(
             return Err(e);
         }
     };
+    crate::events::record(
+        &ctx.client,
+        &pod,
+        crate::events::Type::Normal,
+        "Spawned",
+        &format!(
+            "workspace {id} spawned for {}",
+            who.owner().unwrap_or("the operator")
+        ),
+    )
+    .await;
     progress
         .report(
             2,
@@ -353,7 +386,25 @@ pub async fn spawn(
         )
         .await;
     if req.wait {
-        wait_routable(ctx, &id, &pod, req.wait_timeout, progress).await?;
+        if let Err(e) = wait_routable(ctx, &id, &pod, req.wait_timeout, progress).await {
+            crate::events::record(
+                &ctx.client,
+                &pod,
+                crate::events::Type::Warning,
+                "Failed",
+                &format!("workspace {id} did not become reachable: {}", e.message),
+            )
+            .await;
+            return Err(e);
+        }
+        crate::events::record(
+            &ctx.client,
+            &pod,
+            crate::events::Type::Normal,
+            "Ready",
+            &format!("workspace {id} is reachable through every gateway"),
+        )
+        .await;
     }
     Ok(spawn_outcome(ctx, &id, &pod, false, req.wait))
 }
@@ -485,6 +536,110 @@ pub async fn stop(
     })
 }
 
+/// The per-user limit for this spawn (template over server), checked at planning.
+fn plan_limit(ctx: &Context, plan: &spawner::Plan) -> Result<Option<u32>, ToolError> {
+    let annotations = plan.pod.metadata.annotations.clone().unwrap_or_default();
+    crate::quota::limit_for(&annotations, ctx.max_workspaces_per_user).map_err(ToolError::bad_input)
+}
+
+/// One word for where a workspace is in its life.
+fn state_of(p: &Pod) -> &'static str {
+    if p.metadata.deletion_timestamp.is_some() {
+        return "stopping";
+    }
+    match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Running") => "running",
+        Some("Succeeded") => "stopped",
+        Some("Failed") => "failed",
+        _ => "starting",
+    }
+}
+
+/// When the workspace was last active (any gateway, or `keepalive_workspace`), its
+/// idle timeout and maximum lifetime, and when it will be stopped for either.
+fn lifecycle_fields(ctx: &Context, p: &Pod) -> Value {
+    let rfc = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| crate::activity::rfc3339(d.as_millis() as u64))
+    };
+    let annotated = p
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::LAST_ACTIVITY_ANNOTATION))
+        .cloned();
+    let Ok(s) = crate::standing::standing(ctx, p) else {
+        return json!({"lastActivity": annotated, "lifecycleError": true});
+    };
+    let (cull_at, expires_at) = match s.policy.decide(
+        s.started,
+        s.last_active,
+        std::time::SystemTime::now(),
+        ctx.activity_slack,
+    ) {
+        crate::lifecycle::Verdict::Keep {
+            cull_at,
+            expires_at,
+        } => (cull_at, expires_at),
+        crate::lifecycle::Verdict::Stop(_) => (Some(std::time::SystemTime::now()), None),
+    };
+    json!({
+        "lastActivity": s.activity.and_then(rfc),
+        "idleTimeout": s.policy.idle_timeout.map(crate::lifecycle::human),
+        "maxLifetime": s.policy.max_lifetime.map(crate::lifecycle::human),
+        "cullAt": cull_at.and_then(rfc),
+        "expiresAt": expires_at.and_then(rfc),
+    })
+}
+
+/// Marks `id` active now (for agents that work without HTTP traffic): recorded for this
+/// replica's culler at once and on the pod, where every replica's culler reads it.
+pub async fn keepalive(
+    ctx: &Context,
+    id: &str,
+    namespace: Option<&str>,
+    who: &Caller,
+) -> Result<Outcome, ToolError> {
+    let id = parse_id(id)?;
+    let ns = policy::workspace_namespace(ctx, who, namespace)?;
+    let pod = find(ctx, &ns, &id)
+        .await?
+        .into_iter()
+        .find(|p| who.may_access(p))
+        .ok_or_else(|| policy::not_found("workspace", id.as_str(), &ns))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    if let Some(publisher) = &ctx.publisher {
+        publisher.activity().record(&id, &uid, now_ms);
+    }
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    // The UID is a precondition: a different pod with this name is not touched.
+    let patch = json!({"metadata": {"uid": uid, "annotations": {
+        names::LAST_ACTIVITY_ANNOTATION: crate::activity::rfc3339(now_ms)}}});
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let patched = pods
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    let fields = lifecycle_fields(ctx, &patched);
+    Ok(Outcome {
+        text: format!(
+            "Workspace {id} marked active{}",
+            fields["cullAt"]
+                .as_str()
+                .map(|t| format!("; it will be stopped if idle until {t}"))
+                .unwrap_or_default()
+        ),
+        structured: json!({"id": id.to_string(), "lastActivity": fields["lastActivity"], "cullAt": fields["cullAt"], "expiresAt": fields["expiresAt"]}),
+    })
+}
+
 /// The caller's workspaces (everyone's with auth off or over stdio).
 pub async fn list(
     ctx: &Context,
@@ -531,19 +686,17 @@ pub async fn list(
                 .labels
                 .as_ref()
                 .and_then(|l| l.get(names::TEMPLATE_NAME_LABEL));
-            let last_activity = ctx.publisher.as_ref().and_then(|publisher| {
-                let wid = WorkspaceId::parse(&id).ok()?;
-                publisher
-                    .activity()
-                    .last_active(&wid, p.metadata.uid.as_deref()?)
-                    .map(crate::activity::rfc3339)
-            });
-            json!({
+            let lifecycle = lifecycle_fields(ctx, p);
+            let mut row = json!({
                 "id": id, "name": p.metadata.name, "status": status, "url": url,
-                "lastActivity": last_activity,
+                "state": state_of(p),
                 "owner": caller::owner_of(p), "template": template,
                 "createdAt": p.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
-            })
+            });
+            if let (Value::Object(r), Value::Object(l)) = (&mut row, lifecycle) {
+                r.extend(l);
+            }
+            row
         })
         .collect();
     let mut text = String::from("ID\tNAME\tSTATUS");

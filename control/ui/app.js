@@ -489,7 +489,21 @@ function workspaceRow(w) {
     cell("Phase", h("span", { class: `badge ${phase}` }, phase)),
     cell("Age", ago(w.createdAt)),
     cell("Last activity", w.lastActivity ? `${ago(w.lastActivity)} ago` : "—"),
+    cell("Stops", stopsText(w)),
     actions);
+}
+
+/** When the lifecycle stops it: for idleness (`cullAt`, moves with activity) or at its
+ * maximum lifetime (`expiresAt`), whichever comes first. */
+function stopsText(w) {
+  const when = [
+    w.cullAt && { at: Date.parse(w.cullAt), why: `if idle (${w.idleTimeout})` },
+    w.expiresAt && { at: Date.parse(w.expiresAt), why: `lifetime ${w.maxLifetime}` },
+  ].filter(Boolean).sort((a, b) => a.at - b.at)[0];
+  if (!when) return "never";
+  const secs = Math.max(0, Math.round((when.at - Date.now()) / 1000));
+  const left = secs < 90 ? `${secs}s` : secs < 5400 ? `${Math.round(secs / 60)}m` : `${Math.round(secs / 3600)}h`;
+  return `in ${left}, ${when.why}`;
 }
 
 async function loadWorkspaces() {

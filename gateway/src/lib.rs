@@ -65,6 +65,8 @@ pub struct GatewayConfig {
     pub upgrade_sock: PathBuf,
     /// Host routing (`--workspace-domain`) and path routing (`--path-routing`).
     pub routing: routing::Routing,
+    /// The audit trail (`--audit-log`).
+    pub audit: Option<shared::audit::AuditLog>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +123,7 @@ pub struct Gateway {
     pub sync: Arc<SyncStatus>,
     pub metrics: Arc<GatewayMetrics>,
     pub activity: Arc<shared::activity::ActivityLog>,
+    audit: Option<shared::audit::AuditLog>,
 }
 
 /// Runs the route feed inside Pingora's runtime until shutdown.
@@ -197,6 +200,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
                 default_workspace_port: config.default_workspace_port,
                 activity: activity.clone(),
                 routing: config.routing.clone(),
+                audit: config.audit.clone(),
             },
         ),
     );
@@ -253,23 +257,32 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
         sync,
         metrics,
         activity,
+        audit: config.audit.clone(),
     })
 }
 
 impl Gateway {
     /// Runs until `shutdown` fires (tests, embedding). Blocks the calling thread.
     pub fn run(self, shutdown: Box<dyn ShutdownSignalWatch>) {
+        let audit = self.audit.clone();
         self.server.run(RunArgs {
             shutdown_signal: shutdown,
         });
         access_log::flush();
+        if let Some(a) = audit {
+            a.flush();
+        }
     }
 
     /// Runs until SIGTERM (graceful), SIGQUIT (upgrade) or SIGINT (fast); then writes
     /// the last access-log lines and exits the process.
     pub fn run_forever(self) -> ! {
+        let audit = self.audit.clone();
         self.server.run(RunArgs::default());
         access_log::flush();
+        if let Some(a) = audit {
+            a.flush();
+        }
         std::process::exit(0)
     }
 }

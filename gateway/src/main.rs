@@ -91,6 +91,10 @@ struct Args {
     /// gateway run as another program's child (`nocrd9 dev`), so it never outlives it.
     #[arg(long, env = "GATEWAY_EXIT_WITH_PARENT")]
     exit_with_parent: bool,
+    /// Append one JSON line per proxied session here (`-` for stderr; created 0600):
+    /// subject, workspace, start, end, status, bytes each way, HTTP or WebSocket.
+    #[arg(long, env = "AUDIT_LOG")]
+    audit_log: Option<String>,
     #[command(flatten)]
     auth: shared::auth::AuthArgs,
 }
@@ -214,6 +218,14 @@ fn main() -> ExitCode {
         );
         upstream_pool_size = capped;
     }
+    let audit = match args.audit_log.as_deref().map(shared::audit::AuditLog::open) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
+            eprintln!("nocrd9-gateway: --audit-log: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let gateway_id = args.gateway_id.unwrap_or_else(|| {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
@@ -237,6 +249,7 @@ fn main() -> ExitCode {
             domain,
             path: args.path_routing,
         },
+        audit,
         limits: gateway::limits::Limits {
             max_header_bytes: args.max_header_bytes,
             upstream_timeout: std::time::Duration::from_secs(args.upstream_timeout_secs),

@@ -42,6 +42,8 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct GatewayProxy {
     gate: Gate,
+    /// `--audit-log`: one line per proxied session.
+    audit: Option<shared::audit::AuditLog>,
     metrics: Arc<GatewayMetrics>,
     limits: Limits,
     default_workspace_port: u16,
@@ -57,11 +59,15 @@ pub struct ProxySettings {
     pub activity: Arc<shared::activity::ActivityLog>,
     /// Host and path routing.
     pub routing: Routing,
+    /// The audit trail, when `--audit-log` is set.
+    pub audit: Option<shared::audit::AuditLog>,
 }
 
 /// Per-request state, also what the access log reports.
 pub struct RequestCtx {
     started: Instant,
+    /// Wall-clock start (the audit trail's `start`).
+    started_at: std::time::SystemTime,
     /// What admission learned (workspace, identity, where the token came from).
     seen: Seen,
     route: Option<Arc<Route>>,
@@ -96,6 +102,7 @@ impl GatewayProxy {
                 tls: settings.tls,
                 routing: settings.routing,
             },
+            audit: settings.audit,
             metrics,
             limits: settings.limits,
             default_workspace_port: settings.default_workspace_port,
@@ -166,6 +173,7 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            started_at: std::time::SystemTime::now(),
             seen: Seen::default(),
             route: None,
             upstream_path: None,
@@ -396,6 +404,41 @@ impl ProxyHttp for GatewayProxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         self.metrics.record(status, ctx.reject, elapsed);
+        if let (Some(audit), Some(route)) = (&self.audit, &ctx.route) {
+            let mut f = serde_json::Map::new();
+            f.insert(
+                "subject".into(),
+                serde_json::json!(ctx.seen.identity.as_ref().map(|i| &*i.sub)),
+            );
+            f.insert(
+                "workspace".into(),
+                serde_json::json!(route.workspace_id.as_str()),
+            );
+            f.insert("pod".into(), serde_json::json!(route.pod_uid));
+            f.insert(
+                "kind".into(),
+                serde_json::json!(if ctx.upgraded { "websocket" } else { "http" }),
+            );
+            f.insert(
+                "method".into(),
+                serde_json::json!(session.req_header().method.as_str()),
+            );
+            f.insert(
+                "start".into(),
+                serde_json::json!(shared::time::rfc3339(ctx.started_at)),
+            );
+            f.insert("end".into(), serde_json::json!(shared::time::rfc3339_now()));
+            f.insert("status".into(), serde_json::json!(status));
+            f.insert(
+                "bytesIn".into(),
+                serde_json::json!(session.as_downstream().body_bytes_read()),
+            );
+            f.insert(
+                "bytesOut".into(),
+                serde_json::json!(session.as_downstream().body_bytes_sent()),
+            );
+            audit.record("proxied_session", f);
+        }
         // Never the query string (it may carry a token), never headers or cookies.
         if access_log::enabled() {
             access_log::record(&access_log::Entry {

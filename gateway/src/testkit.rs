@@ -56,6 +56,8 @@ pub struct Options {
     pub threads: Option<usize>,
     /// Host and path routing (default: path routing only).
     pub routing: crate::routing::Routing,
+    /// The audit trail.
+    pub audit: Option<shared::audit::AuditLog>,
 }
 
 /// A running gateway and its live handles.
@@ -96,6 +98,7 @@ impl TestGateway {
             upgrade_sock: std::env::temp_dir()
                 .join(format!("nocrd9-test-upgrade-{}.sock", addr.port())),
             routing: opts.routing,
+            audit: opts.audit,
         };
         let gw = build(&config).expect("the gateway builds");
         let (store, sync, metrics, activity) = (

@@ -3,6 +3,7 @@
 //! label/annotation names, and JWT verification (`auth`).
 
 pub mod activity;
+pub mod audit;
 pub mod auth;
 pub mod codec;
 pub mod feed;
@@ -56,6 +57,15 @@ pub mod names {
     pub const PRE_STOP_SIDECAR_IMAGE_ANNOTATION: &str = "nogoo9/pre-stop-sidecar-image";
     pub const IAM_ROLE_ARN_ANNOTATION: &str = "nogoo9/iam-role-arn";
     pub const DEFAULT_GRACE_PERIOD_ANNOTATION: &str = "nogoo9/default-grace-period";
+    /// Label on control's claim ConfigMaps: `workspace` (an id) or `slot` (a user's limit).
+    pub const CLAIM_LABEL: &str = "nogoo9/claim";
+    /// An id claim's ConfigMap name is this prefix and the id.
+    pub const ID_CLAIM_PREFIX: &str = "nogoo9-ws-";
+    /// Template annotations: the workspace's lifecycle (`control/src/lifecycle.rs`).
+    pub const IDLE_TIMEOUT_ANNOTATION: &str = "nogoo9/idle-timeout";
+    pub const IDLE_ACTION_ANNOTATION: &str = "nogoo9/idle-action";
+    pub const MAX_LIFETIME_ANNOTATION: &str = "nogoo9/max-lifetime";
+    pub const MAX_PER_USER_ANNOTATION: &str = "nogoo9/max-per-user";
     /// Annotation control keeps on a workspace pod: its last activity seen by any
     /// gateway (RFC 3339), patched at a bounded rate.
     pub const LAST_ACTIVITY_ANNOTATION: &str = "nogoo9/last-activity";

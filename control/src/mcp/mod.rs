@@ -56,6 +56,50 @@ impl NoCrdServer {
         Caller::of(&self.ctx, self.transport, rc, jwt_payload)
     }
 
+    /// One line in the audit trail for a tool call (arguments redacted).
+    fn audit(
+        &self,
+        who: &Caller,
+        tool: &str,
+        call: Option<AuditCall>,
+        outcome: &str,
+        code: Option<u16>,
+        elapsed: std::time::Duration,
+    ) {
+        let (Some(log), Some(call)) = (&self.ctx.audit, call) else {
+            return;
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert(
+            "subject".into(),
+            serde_json::json!(who.subject().or(who.owner())),
+        );
+        fields.insert(
+            "role".into(),
+            serde_json::json!(match who.role() {
+                crate::caller::Role::Admin => "admin",
+                crate::caller::Role::User => "user",
+            }),
+        );
+        fields.insert(
+            "transport".into(),
+            serde_json::json!(match self.transport {
+                crate::caller::Transport::Stdio => "stdio",
+                crate::caller::Transport::Http => "http",
+            }),
+        );
+        fields.insert("tool".into(), serde_json::json!(tool));
+        fields.insert("arguments".into(), shared::audit::redact(&call.arguments));
+        fields.insert("outcome".into(), serde_json::json!(outcome));
+        fields.insert("code".into(), serde_json::json!(code));
+        fields.insert(
+            "durationMs".into(),
+            serde_json::json!((elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+        );
+        fields.insert("session".into(), serde_json::json!(call.session));
+        log.record("tool_call", fields);
+    }
+
     #[tool(
         description = "Show the namespace tools act in by default, and the mode (cluster: tools accept a namespace; namespaced: pinned to this one).",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
@@ -429,7 +473,26 @@ impl NoCrdServer {
     }
 
     #[tool(
-        description = "List workspaces with their id, pod, status and URL.",
+        description = "Mark a workspace active now, so an idle timeout does not stop it while you work without HTTP traffic through the gateway. Returns when it would be stopped if nothing else happens.",
+        annotations(
+            read_only_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn keepalive_workspace(
+        &self,
+        rc: RequestContext<RoleServer>,
+        Parameters(args): Parameters<StopArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let who = self.caller(&rc, args.jwt_payload.as_ref());
+        Ok(to_result(
+            workspaces::keepalive(&self.ctx, &args.id, args.namespace.as_deref(), &who).await,
+        ))
+    }
+
+    #[tool(
+        description = "List workspaces with their id, pod, state, URL, last activity and when they will be stopped for idleness or their maximum lifetime.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn list_workspaces(
@@ -520,10 +583,26 @@ impl ServerHandler for NoCrdServer {
         }
         // The policy first: a user's call of an administrators' tool never reaches it.
         let who = self.caller(&context, None);
+        let audit = self.ctx.audit.as_ref().map(|_| AuditCall {
+            session: session_id(&context),
+            arguments: request
+                .arguments
+                .clone()
+                .map(serde_json::Value::Object)
+                .unwrap_or_default(),
+        });
         if let Err(refused) = crate::policy::may_call(&who, &request.name) {
             self.ctx.metrics.record_tool(
                 &request.name,
                 crate::metrics::Outcome::ToolError,
+                std::time::Duration::ZERO,
+            );
+            self.audit(
+                &who,
+                &request.name,
+                audit,
+                "refused",
+                Some(refused.code),
                 std::time::Duration::ZERO,
             );
             return Ok(to_result(Err(refused)).into());
@@ -532,16 +611,21 @@ impl ServerHandler for NoCrdServer {
         let name = request.name.clone();
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         let result = self.tool_router.call(tcc).await;
-        let outcome = match &result {
-            Ok(rmcp::model::CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
-                crate::metrics::Outcome::ToolError
-            }
-            Ok(_) => crate::metrics::Outcome::Ok,
-            Err(_) => crate::metrics::Outcome::ProtocolError,
+        let (outcome, code) = match &result {
+            Ok(rmcp::model::CallToolResponse::Complete(r)) if r.is_error == Some(true) => (
+                crate::metrics::Outcome::ToolError,
+                r.structured_content
+                    .as_ref()
+                    .and_then(|s| s.get("code"))
+                    .and_then(serde_json::Value::as_u64)
+                    .map(|c| c as u16),
+            ),
+            Ok(_) => (crate::metrics::Outcome::Ok, None),
+            Err(_) => (crate::metrics::Outcome::ProtocolError, None),
         };
-        self.ctx
-            .metrics
-            .record_tool(&name, outcome, started.elapsed());
+        let elapsed = started.elapsed();
+        self.ctx.metrics.record_tool(&name, outcome, elapsed);
+        self.audit(&who, &name, audit, outcome.label(), code, elapsed);
         result
     }
 
@@ -610,6 +694,21 @@ impl ServerHandler for NoCrdServer {
             .with_server_info(Implementation::new("nogoo9", env!("CARGO_PKG_VERSION")))
             .with_instructions("no-crd: Kubernetes pods and workspaces for agents. Start with current_namespace, then list_pods.")
     }
+}
+
+/// What the audit trail keeps of a tool call before it runs.
+struct AuditCall {
+    session: Option<String>,
+    arguments: serde_json::Value,
+}
+
+/// The MCP session the request belongs to (streamable HTTP), if any.
+fn session_id(rc: &RequestContext<RoleServer>) -> Option<String> {
+    rc.extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.headers.get("mcp-session-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use shared::names;
 /// ConfigMaps a user's pod may not read: the id claims (owners and pod names of every
 /// workspace), where they share the workspace namespace.
 fn is_claim(config_map: &str) -> bool {
-    config_map.starts_with("nogoo9-ws-")
+    config_map.starts_with("nogoo9-ws-") || config_map.starts_with(crate::quota::SLOT_PREFIX)
 }
 
 /// Images kube-sim runs as processes on the host (`local`, `local/…`, `local:…`).

@@ -73,15 +73,18 @@ fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> T {
 fn granted(rules: &[PolicyRule]) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for r in rules {
-        assert_eq!(
-            r.api_groups.as_deref(),
-            Some(&[String::new()][..]),
-            "core API group only: {r:?}"
-        );
+        let groups = r.api_groups.clone().unwrap_or_default();
+        assert_eq!(groups.len(), 1, "one API group per rule: {r:?}");
+        // Resources of other groups are named `resource.group`, as the tool catalogue does.
+        let suffix = if groups[0].is_empty() {
+            String::new()
+        } else {
+            format!(".{}", groups[0])
+        };
         assert!(r.resource_names.is_none(), "{r:?}");
         for res in r.resources.iter().flatten() {
             for verb in &r.verbs {
-                out.insert((verb.clone(), res.clone()));
+                out.insert((verb.clone(), format!("{res}{suffix}")));
             }
         }
     }

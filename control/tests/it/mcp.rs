@@ -50,6 +50,7 @@ async fn pod_tools_over_streamable_http() {
             "get_pod",
             "get_pod_logs",
             "get_template",
+            "keepalive_workspace",
             "list_namespaces",
             "list_pods",
             "list_registry_images",

@@ -88,7 +88,7 @@ try {
   await page.locator('#workspaces-table tr[data-key="demo"]').waitFor();
   await page.locator('#workspaces-table tr[data-key="alice-ws"]').waitFor();
   assert.match(await page.locator('#workspaces-table tr[data-key="alice-ws"]').innerText(), /alice-ws[\s\S]*alice/);
-  assert.match(await page.locator('#workspaces-table tr[data-key="demo"]').innerText(), /demo[\s\S]*dev[\s\S]*node-workspace-template[\s\S]*Running/);
+  assert.match(await page.locator('#workspaces-table tr[data-key="demo"]').innerText(), /demo[\s\S]*dev[\s\S]*node-workspace-template[\s\S]*Running[\s\S]*never/);
   await page.screenshot({ path: `${SHOTS}/workspaces.png` });
 
   // ---------------------------------------------------------- spawn from a template

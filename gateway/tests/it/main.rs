@@ -6,6 +6,7 @@ mod auth;
 mod churn;
 mod e2e;
 mod harness;
+mod lifecycle;
 mod limits;
 mod origins;
 mod proxy;

@@ -9,9 +9,11 @@
 //! commit before the tenant-isolation work was run this way; see the note in
 //! `SECURITY.md`).
 
+mod audit;
 mod dev;
 mod gateway;
 mod ids;
+mod limits;
 mod reach;
 mod sessions;
 mod specs;
@@ -129,6 +131,15 @@ async fn start_listening(
 
 impl System {
     pub async fn start(replicas: usize) -> System {
+        Self::start_with(replicas, &[], &[]).await
+    }
+
+    /// Started with extra environment for the controls and for the gateway.
+    pub async fn start_with(
+        replicas: usize,
+        control_env: &[(&str, &str)],
+        gateway_env: &[(&str, &str)],
+    ) -> System {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let sim = Sim::start(SimConfig::for_tests()).await.expect("kube-sim");
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -153,6 +164,7 @@ impl System {
             .arg(&gateway_socket)
             .env("AUTH_ENABLED", "true")
             .env("JWT_SECRET", SECRET)
+            .envs(gateway_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -178,6 +190,7 @@ impl System {
                     .env("JWT_SECRET", SECRET)
                     .env("ADMIN_SUBJECTS", ROOT)
                     .env("LOG_LEVEL", "info")
+                    .envs(control_env.iter().copied())
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(std::fs::File::create(&log).expect("a log file"));
