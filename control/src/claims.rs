@@ -66,6 +66,13 @@ pub struct Claim {
     /// The ConfigMap's UID and creation time (unset before it is stored).
     pub uid: String,
     pub created: Option<String>,
+    /// Its resourceVersion: a release carries it, so a claim changed since (suspended,
+    /// resumed) is never released on stale information.
+    pub rv: String,
+    /// Suspended (`suspend.rs`): no pod, the id and the files kept for the owner.
+    pub suspended: bool,
+    /// The owner's request wakes it when suspended.
+    pub wake: bool,
 }
 
 impl Claim {
@@ -77,6 +84,12 @@ impl Claim {
         ]);
         if let Some(owner) = &self.owner {
             data.insert("owner".into(), owner.clone());
+        }
+        if self.suspended {
+            data.insert("state".into(), "suspended".into());
+        }
+        if self.wake {
+            data.insert("wake".into(), "true".into());
         }
         ConfigMap {
             metadata: ObjectMeta {
@@ -112,6 +125,9 @@ impl Claim {
             namespace: data.get("namespace")?.clone(),
             pod: data.get("pod")?.clone(),
             owner: data.get("owner").cloned(),
+            suspended: data.get("state").map(String::as_str) == Some("suspended"),
+            wake: data.get("wake").map(String::as_str) == Some("true"),
+            rv: cm.metadata.resource_version.clone().unwrap_or_default(),
             uid: cm.metadata.uid.clone().unwrap_or_default(),
             created: cm
                 .metadata
@@ -126,6 +142,14 @@ impl Claim {
     fn names(&self, namespace: &str, pod: &str) -> bool {
         self.namespace == namespace && self.pod == pod
     }
+
+    /// Whether this claim holds `pod`.
+    pub fn names_pod(&self, pod: &Pod) -> bool {
+        self.names(
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod.metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
 }
 
 /// A claim to delete: its ConfigMap's name and UID (the delete's precondition).
@@ -133,6 +157,8 @@ impl Claim {
 pub struct Release {
     pub name: String,
     pub uid: String,
+    /// The resourceVersion seen (empty: any).
+    pub rv: String,
 }
 
 /// What one watch event asks for: route changes to publish, claims to release.
@@ -253,6 +279,15 @@ impl Index {
         self.claims.get(id)
     }
 
+    /// Every suspended workspace's claim.
+    pub fn suspended(&self) -> Vec<Claim> {
+        self.claims
+            .values()
+            .filter(|c| c.suspended)
+            .cloned()
+            .collect()
+    }
+
     /// Live (not terminating) pods with this id, oldest first.
     pub fn live_pods(&self, id: &WorkspaceId) -> Vec<LivePod> {
         self.candidates(id)
@@ -272,7 +307,7 @@ impl Index {
         let mut out: Vec<Release> = self
             .claims
             .values()
-            .filter(|c| !self.has_pod(c))
+            .filter(|c| !c.suspended && !self.has_pod(c))
             .filter(|c| match (now, c.created.as_deref().and_then(parse_time)) {
                 (Some(now), Some(created)) => {
                     now.duration_since(created).is_ok_and(|age| age >= grace)
@@ -345,16 +380,32 @@ impl Index {
     /// The route an id gets: the claimed pod if it is live, else the oldest live pod.
     fn decide(&self, id: &WorkspaceId) -> Option<Route> {
         let live = self.candidates(id);
-        let claimed = self
-            .claims
-            .get(id)
-            .and_then(|c| live.iter().find(|e| c.names(&e.namespace, &e.name)));
-        claimed.or(live.first()).and_then(|e| e.route.clone())
+        let claim = self.claims.get(id);
+        let claimed = claim.and_then(|c| live.iter().find(|e| c.names(&e.namespace, &e.name)));
+        if let Some(route) = claimed.or(live.first()).and_then(|e| e.route.clone()) {
+            return Some(route);
+        }
+        // No pod, but the id is suspended: a route that says so (the gateway wakes it
+        // for its owner, or answers that it is suspended).
+        claim.filter(|c| c.suspended).map(|c| Route {
+            workspace_id: c.id.clone(),
+            pod_uid: c.uid.clone(),
+            namespace: c.namespace.clone(),
+            state: shared::route::RouteState::Pending,
+            addr: None,
+            owner_sub: c.owner.clone(),
+            port_is_default: true,
+            web: shared::route::WebOptions {
+                suspended: true,
+                wake_on_request: c.wake,
+                ..Default::default()
+            },
+        })
     }
 
     /// Whether `id`'s claim must go: its pod is known and terminating.
     fn claim_to_release(&self, id: &WorkspaceId) -> Option<Release> {
-        let claim = self.claims.get(id)?;
+        let claim = self.claims.get(id).filter(|c| !c.suspended)?;
         let terminating = self
             .pods
             .values()
@@ -444,7 +495,7 @@ pub async fn release(
     let dp = kube::api::DeleteParams {
         preconditions: Some(kube::api::Preconditions {
             uid: Some(release.uid.clone()),
-            resource_version: None,
+            resource_version: (!release.rv.is_empty()).then(|| release.rv.clone()),
         }),
         ..Default::default()
     };
@@ -472,6 +523,7 @@ pub fn release_of(claim: &Claim) -> Release {
     Release {
         name: claim_name(&claim.id),
         uid: claim.uid.clone(),
+        rv: claim.rv.clone(),
     }
 }
 

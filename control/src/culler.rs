@@ -23,6 +23,7 @@ use crate::config::Mode;
 use crate::context::Context;
 use crate::lifecycle::Verdict;
 use crate::standing::standing;
+use shared::ids::WorkspaceId;
 
 /// Runs until `shutdown`: every `every`, when `leader` says so, stops what is due.
 pub async fn run(
@@ -96,8 +97,26 @@ async fn round(ctx: &Context) -> Result<(), kube::Error> {
             &format!("workspace {id} {}", reason.describe()),
         )
         .await;
+        // (A suspension says "Suspended" too, from `suspend.rs`.)
         ctx.metrics.record_culled();
-        if let Err(e) = crate::workspaces::stop(ctx, &id, Some(&ns), &Caller::Operator).await {
+        let suspend = matches!(reason, crate::lifecycle::Reason::Idle(_))
+            && standing(ctx, &pod)
+                .is_ok_and(|s| s.policy.action == crate::lifecycle::IdleAction::Suspend);
+        let claim = match WorkspaceId::parse(&id) {
+            Ok(wid) if suspend => crate::claims::get(&ctx.client, &ctx.namespace, &wid)
+                .await
+                .ok()
+                .flatten()
+                .filter(|c| c.names_pod(&pod)),
+            _ => None,
+        };
+        let done = match claim {
+            Some(claim) => crate::suspend::suspend(ctx, &pod, &claim).await,
+            None => crate::workspaces::stop(ctx, &id, Some(&ns), &Caller::Operator)
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = done {
             tracing::warn!(workspace = %id, error = %e.message, "stopping a workspace that is due failed");
         }
     }

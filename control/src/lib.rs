@@ -60,6 +60,7 @@ pub mod sessions;
 pub mod spawn_wait;
 pub mod spawner;
 pub mod standing;
+pub mod suspend;
 pub mod template_reads;
 pub mod template_writes;
 pub mod templates;

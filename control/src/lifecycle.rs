@@ -4,8 +4,8 @@
 //! A workspace's policy comes from its pod's annotations (copied from its template) with
 //! the server's defaults underneath: `nogoo9/idle-timeout` (no traffic through any
 //! gateway and no `keepalive_workspace` for that long), `nogoo9/max-lifetime` (a hard cap
-//! from its start, whatever the activity) and `nogoo9/idle-action` (`delete`, the only
-//! action this release performs: `suspend` is refused at spawn, not silently ignored).
+//! from its start, whatever the activity) and `nogoo9/idle-action` (`delete`, the
+//! default, or `suspend`: see `suspend.rs`).
 //! Durations read like `90s`, `30m`, `2h`, `1h30m` or plain seconds.
 
 use std::collections::BTreeMap;
@@ -20,11 +20,22 @@ pub struct Defaults {
     pub max_lifetime: Option<Duration>,
 }
 
+/// What idleness does to a workspace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdleAction {
+    /// Stop it: pod, id and files go.
+    #[default]
+    Delete,
+    /// Suspend it: the pod goes; id, files and spawn record stay (`suspend.rs`).
+    Suspend,
+}
+
 /// One workspace's lifecycle policy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Policy {
     pub idle_timeout: Option<Duration>,
     pub max_lifetime: Option<Duration>,
+    pub action: IdleAction,
 }
 
 /// Why a workspace is stopped.
@@ -77,26 +88,23 @@ impl Policy {
                 .map(|v| parse_duration(v).map_err(|why| format!("annotation {name}: {why}")))
                 .transpose()
         };
-        if let Some(action) = annotations.get(names::IDLE_ACTION_ANNOTATION) {
-            match action.as_str() {
-                "delete" => {}
-                "suspend" => {
-                    return Err(format!(
-                        "annotation {}: \"suspend\" is not supported by this release (only \"delete\")",
-                        names::IDLE_ACTION_ANNOTATION
-                    ));
-                }
-                other => {
-                    return Err(format!(
-                        "annotation {} must be \"delete\", got {other:?}",
-                        names::IDLE_ACTION_ANNOTATION
-                    ));
-                }
+        let action = match annotations
+            .get(names::IDLE_ACTION_ANNOTATION)
+            .map(String::as_str)
+        {
+            None | Some("delete") => IdleAction::Delete,
+            Some("suspend") => IdleAction::Suspend,
+            Some(other) => {
+                return Err(format!(
+                    "annotation {} must be \"delete\" or \"suspend\", got {other:?}",
+                    names::IDLE_ACTION_ANNOTATION
+                ));
             }
-        }
+        };
         Ok(Policy {
             idle_timeout: duration(names::IDLE_TIMEOUT_ANNOTATION)?.or(defaults.idle_timeout),
             max_lifetime: duration(names::MAX_LIFETIME_ANNOTATION)?.or(defaults.max_lifetime),
+            action,
         })
     }
 
@@ -136,54 +144,7 @@ impl Policy {
     }
 }
 
-/// `90s`, `30m`, `2h`, `1h30m`, `1d`, or plain seconds; at least one second.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("an empty duration".into());
-    }
-    if let Ok(secs) = t.parse::<u64>() {
-        return positive(Duration::from_secs(secs), s);
-    }
-    let mut total = 0u64;
-    let mut digits = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => {
-                return Err(format!(
-                    "{s:?} is not a duration (like 90s, 30m, 2h, 1h30m)"
-                ));
-            }
-        };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration (like 90s, 30m, 2h, 1h30m)"))?;
-        total = total.saturating_add(n.saturating_mul(unit));
-        digits.clear();
-    }
-    if !digits.is_empty() {
-        return Err(format!(
-            "{s:?}: a number without a unit at the end (s, m, h or d)"
-        ));
-    }
-    positive(Duration::from_secs(total), s)
-}
-
-fn positive(d: Duration, s: &str) -> Result<Duration, String> {
-    if d.is_zero() {
-        Err(format!("{s:?}: a duration must be at least 1s"))
-    } else {
-        Ok(d)
-    }
-}
+pub use shared::duration::parse as parse_duration;
 
 /// `1h30m`, `45s`: the short form the annotations use.
 pub fn human(d: Duration) -> String {
@@ -213,20 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_read_like_people_write_them() {
-        for (s, secs) in [
-            ("90s", 90),
-            ("30m", 1800),
-            ("2h", 7200),
-            ("1h30m", 5400),
-            ("1d", 86_400),
-            ("45", 45),
-        ] {
-            assert_eq!(parse_duration(s), Ok(Duration::from_secs(secs)), "{s}");
-        }
-        for bad in ["", "0", "0s", "10x", "1h30", "m", "-5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
+    fn durations_are_written_short() {
         assert_eq!(human(Duration::from_secs(5400)), "1h30m");
         assert_eq!(human(Duration::from_secs(2)), "2s");
     }
@@ -250,9 +198,11 @@ mod tests {
         );
         let e = Policy::of(&ann(&[("nogoo9/idle-timeout", "soon")]), defaults).expect_err("bad");
         assert!(e.starts_with("annotation nogoo9/idle-timeout:"), "{e}");
-        let e = Policy::of(&ann(&[("nogoo9/idle-action", "suspend")]), defaults)
-            .expect_err("unsupported");
-        assert!(e.contains("not supported"), "{e}");
+        let p = Policy::of(&ann(&[("nogoo9/idle-action", "suspend")]), defaults);
+        assert_eq!(p.map(|p| p.action), Ok(IdleAction::Suspend));
+        let e = Policy::of(&ann(&[("nogoo9/idle-action", "hibernate")]), defaults)
+            .expect_err("unknown action");
+        assert!(e.contains("must be \"delete\" or \"suspend\""), "{e}");
         assert!(Policy::of(&ann(&[("nogoo9/idle-action", "delete")]), defaults).is_ok());
         assert!(!Policy::default().is_bounded());
     }
@@ -264,6 +214,7 @@ mod tests {
         let p = Policy {
             idle_timeout: Some(s(60)),
             max_lifetime: Some(s(3600)),
+            action: IdleAction::Delete,
         };
         let slack = s(5);
         assert_eq!(

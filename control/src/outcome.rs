@@ -45,6 +45,14 @@ impl ToolError {
             message: message.into(),
         }
     }
+
+    /// Something on our side failed (500).
+    pub fn internal(message: impl Into<String>) -> Self {
+        ToolError {
+            code: 500,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<kube::Error> for ToolError {

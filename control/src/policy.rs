@@ -51,6 +51,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("spawn_workspace", Rule::OwnWorkspaces),
     ("stop_workspace", Rule::OwnWorkspaces),
     ("keepalive_workspace", Rule::OwnWorkspaces),
+    ("resume_workspace", Rule::OwnWorkspaces),
     ("list_workspaces", Rule::OwnWorkspaces),
 ];
 

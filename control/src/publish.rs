@@ -58,6 +58,8 @@ struct Inner {
     acks_tx: watch::Sender<u64>,
     next_conn: AtomicU64,
     activity: Arc<shared::activity::ActivityLog>,
+    /// Where gateways' wake requests go (`run.rs` resumes the workspace).
+    wakes: Mutex<Option<tokio::sync::mpsc::UnboundedSender<shared::ids::WorkspaceId>>>,
 }
 
 /// Cheap to clone; all clones publish the same table.
@@ -78,6 +80,7 @@ impl Publisher {
                 acks_tx: watch::channel(0).0,
                 next_conn: AtomicU64::new(1),
                 activity: Arc::default(),
+                wakes: Mutex::new(None),
             }),
         }
     }
@@ -85,6 +88,11 @@ impl Publisher {
     /// Workspace activity reported by every gateway (latest wins).
     pub fn activity(&self) -> &shared::activity::ActivityLog {
         &self.inner.activity
+    }
+
+    /// Wake requests from gateways go to `tx` from now on.
+    pub fn on_wake(&self, tx: tokio::sync::mpsc::UnboundedSender<shared::ids::WorkspaceId>) {
+        *self.inner.wakes.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 
     fn log(&self) -> MutexGuard<'_, Log> {
@@ -353,6 +361,13 @@ impl Publisher {
                         ToControl::Ping { nonce } => write_frame(wr, &ToGateway::Pong { nonce }).await?,
                         ToControl::Pong { .. } => {}
                         ToControl::Activity { workspaces } => self.inner.activity.merge(&workspaces),
+                        ToControl::Wake { workspace_id } => {
+                            let wakes = self.inner.wakes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                            match wakes {
+                                Some(tx) => { let _ = tx.send(workspace_id); }
+                                None => tracing::debug!(workspace = %workspace_id, "a wake request with nobody to act on it"),
+                            }
+                        }
                         ToControl::Hello { .. } => {
                             write_frame(wr, &ToGateway::Nack { reason: "hello was already received".into() }).await?;
                             return Ok(());

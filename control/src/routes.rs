@@ -88,6 +88,7 @@ fn web_options(pod: &Pod) -> WebOptions {
         upstream_host: get(names::UPSTREAM_HOST_ANNOTATION)
             .and_then(UpstreamHost::parse)
             .unwrap_or_default(),
+        ..WebOptions::default()
     }
 }
 

@@ -110,6 +110,13 @@ impl Control {
             config.cull_every,
             shutdown.clone(),
         )));
+        let (wakes_tx, wakes_rx) = tokio::sync::mpsc::unbounded_channel();
+        publisher.on_wake(wakes_tx);
+        tasks.push(tokio::spawn(crate::suspend::serve_wakes(
+            ctx.clone(),
+            wakes_rx,
+            shutdown.clone(),
+        )));
         let (synced_tx, synced) = watch::channel(false);
         let index = ctx.workspaces.clone().unwrap_or_default();
         tasks.push(tokio::spawn(crate::watch::run(

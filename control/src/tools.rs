@@ -86,6 +86,13 @@ pub const TOOLS: &[Tool] = &[
             ("create", "serviceaccounts"),
             ("get", "serviceaccounts"),
             ("delete", "serviceaccounts"),
+            // Its files (`nogoo9/volume-size`), and resuming a suspended one.
+            ("create", "persistentvolumeclaims"),
+            ("get", "persistentvolumeclaims"),
+            ("delete", "persistentvolumeclaims"),
+            ("get", "secrets"),
+            ("delete", "secrets"),
+            ("update", "configmaps"),
         ],
     ),
     write(
@@ -97,19 +104,36 @@ pub const TOOLS: &[Tool] = &[
             ("delete", "configmaps"),
             ("get", "serviceaccounts"),
             ("delete", "serviceaccounts"),
+            // What a suspension kept: its record and its files.
+            ("delete", "secrets"),
+            ("get", "persistentvolumeclaims"),
+            ("delete", "persistentvolumeclaims"),
+        ],
+    ),
+    write(
+        "resume_workspace",
+        &[
+            ("get", "configmaps"),
+            ("update", "configmaps"),
+            ("get", "secrets"),
+            ("create", "pods"),
+            ("get", "pods"),
         ],
     ),
     write(
         "keepalive_workspace",
         &[("list", "pods"), ("patch", "pods")],
     ),
-    read("list_workspaces", &[("list", "pods")]),
+    read(
+        "list_workspaces",
+        &[("list", "pods"), ("list", "configmaps")],
+    ),
 ];
 
 /// What the control plane needs whatever tools are enabled: the route watch over pods
 /// and id claims, releasing the claims of gone pods, recording gateway-reported activity
 /// on pods (`nogoo9/last-activity`), the culler (its Lease, stopping what is due: the
-/// same as `stop_workspace`) and the workspace events.
+/// same as `stop_workspace`; suspending it), waking on request, and the workspace events.
 pub const ALWAYS_NEEDED: &[Need] = &[
     ("list", "pods"),
     ("watch", "pods"),
@@ -125,6 +149,13 @@ pub const ALWAYS_NEEDED: &[Need] = &[
     ("get", "leases.coordination.k8s.io"),
     ("create", "leases.coordination.k8s.io"),
     ("update", "leases.coordination.k8s.io"),
+    // Suspending an idle workspace (its record) and waking it on its owner's request.
+    ("get", "secrets"),
+    ("create", "secrets"),
+    ("update", "secrets"),
+    ("update", "configmaps"),
+    ("get", "pods"),
+    ("create", "pods"),
 ];
 
 /// A need's resource as `(group, resource, subresource)`: `pods/log` is core `pods` with

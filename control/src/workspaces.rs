@@ -145,6 +145,12 @@ async fn existing(ctx: &Context, who: &Caller, id: &WorkspaceId) -> Result<Optio
                 if !holds(who, &claim) {
                     return Err(taken(id));
                 }
+                // Suspended: spawning it again resumes it, files and context as they were.
+                if claim.suspended {
+                    return crate::suspend::resume(ctx, &claim, crate::suspend::Why::Resumed)
+                        .await
+                        .map(Some);
+                }
                 let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &claim.namespace);
                 let deadline = tokio::time::Instant::now() + WINNER_POD_WAIT;
                 loop {
@@ -283,6 +289,11 @@ async fn plan(
     let planned = plan.pod.metadata.annotations.clone().unwrap_or_default();
     crate::lifecycle::Policy::of(&planned, ctx.lifecycle).map_err(ToolError::bad_input)?;
     crate::quota::limit_for(&planned, ctx.max_workspaces_per_user).map_err(ToolError::bad_input)?;
+    let mut plan = plan;
+    if let Some(size) = planned.get(names::VOLUME_SIZE_ANNOTATION) {
+        crate::suspend::check_size(size).map_err(ToolError::bad_input)?;
+        crate::suspend::use_volume(&mut plan.pod, id).map_err(ToolError::bad_input)?;
+    }
     // The whole planned pod (the spawner's own containers included) meets the standard.
     if let Some(spec) = &plan.pod.spec {
         let annotations = plan.pod.metadata.annotations.clone().unwrap_or_default();
@@ -322,6 +333,15 @@ pub async fn spawn(
         owner: who.owner().map(str::to_string),
         uid: String::new(),
         created: None,
+        rv: String::new(),
+        suspended: false,
+        wake: plan
+            .pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(names::WAKE_ON_REQUEST_ANNOTATION))
+            .is_some_and(|v| v == "true"),
     };
     let claimed = match claims::create(&ctx.client, &ctx.namespace, &claim).await? {
         Some(c) => c,
@@ -453,10 +473,37 @@ async fn create_resources(
             Err(e) => return Err(e.into()),
         }
     }
+    let size = plan
+        .pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::VOLUME_SIZE_ANNOTATION));
+    if let Some(size) = size {
+        let owner = plan
+            .pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(names::USER_SUB_ANNOTATION));
+        if let Err(e) =
+            crate::suspend::ensure_volume(ctx, ns, id, owner.map(String::as_str), size).await
+        {
+            if created_sa {
+                let _ = sas
+                    .delete(&spawner::service_account_name(id), &DeleteParams::default())
+                    .await;
+            }
+            return Err(e);
+        }
+    }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     match pods.create(&PostParams::default(), &plan.pod).await {
         Ok(p) => Ok(p),
         Err(e) => {
+            if size.is_some() {
+                let _ = crate::suspend::forget(ctx, ns, id).await;
+            }
             if created_sa {
                 let _ = sas
                     .delete(&spawner::service_account_name(id), &DeleteParams::default())
@@ -483,9 +530,9 @@ pub async fn stop(
 ) -> Result<Outcome, ToolError> {
     let id = parse_id(id)?;
     let ns = policy::workspace_namespace(ctx, who, namespace)?;
-    let claim = claims::get(&ctx.client, &ctx.namespace, &id)
-        .await?
-        .filter(|c| holds(who, c) && c.namespace == ns);
+    let any_claim = claims::get(&ctx.client, &ctx.namespace, &id).await?;
+    let someone_elses = any_claim.as_ref().is_some_and(|c| !holds(who, c));
+    let claim = any_claim.filter(|c| holds(who, c) && c.namespace == ns);
     let found: Vec<Pod> = find(ctx, &ns, &id)
         .await?
         .into_iter()
@@ -527,8 +574,23 @@ pub async fn stop(
                 .await;
         }
     }
+    // What a suspension kept (its record, its files) goes too: stopped is gone.
+    if !someone_elses {
+        crate::suspend::forget(ctx, &ns, &id).await?;
+    }
     if let Some(claim) = &claim {
-        claims::release(&ctx.client, &ctx.namespace, &claims::release_of(claim)).await?;
+        // Whatever changed on the claim since it was read (a suspension), it goes.
+        let release = claims::Release {
+            rv: String::new(),
+            ..claims::release_of(claim)
+        };
+        claims::release(&ctx.client, &ctx.namespace, &release).await?;
+    }
+    if names.is_empty() {
+        return Ok(Outcome {
+            text: format!("Stopped workspace {id} (it was suspended)"),
+            structured: json!({"id": id.to_string(), "status": "stopped"}),
+        });
     }
     Ok(Outcome {
         text: format!("Stopped workspace {id} (Pod: {})", names.join(", ")),
@@ -699,6 +761,22 @@ pub async fn list(
             row
         })
         .collect();
+    let mut rows = rows;
+    rows.extend(
+        suspended_claims(ctx)
+            .await?
+            .into_iter()
+            .filter(|c| c.namespace == ns && holds(who, c))
+            .map(|c| {
+                json!({
+                    "id": c.id.to_string(), "name": Value::Null, "status": "Suspended",
+                    "url": workspace_url(ctx, &c.id), "state": "suspended",
+                    "owner": c.owner, "wakeOnRequest": c.wake,
+                    // The id's claim was made at the first spawn: the workspace's age.
+                    "createdAt": c.created,
+                })
+            }),
+    );
     let mut text = String::from("ID\tNAME\tSTATUS");
     if rows.is_empty() {
         text = "(no workspaces)".into();
@@ -715,4 +793,60 @@ pub async fn list(
         text,
         structured: json!({"workspaces": rows}),
     })
+}
+
+/// Suspended workspaces' claims: from the watch's index when this process keeps one,
+/// else from the API server.
+async fn suspended_claims(ctx: &Context) -> Result<Vec<Claim>, ToolError> {
+    if let Some(index) = &ctx.workspaces {
+        return Ok(index.lock().unwrap_or_else(|p| p.into_inner()).suspended());
+    }
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let list = api
+        .list(&ListParams::default().labels(&claims::claim_selector()))
+        .await?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(Claim::from_config_map)
+        .filter(|c| c.suspended)
+        .collect())
+}
+
+/// Resumes a suspended workspace: its pod is created again from its record, with its
+/// files and context as they were. Someone else's workspace answers like a missing one.
+pub async fn resume(
+    ctx: &Context,
+    id: &str,
+    namespace: Option<&str>,
+    who: &Caller,
+    wait: Option<Duration>,
+    progress: &Progress,
+) -> Result<Outcome, ToolError> {
+    let id = parse_id(id)?;
+    let ns = policy::workspace_namespace(ctx, who, namespace)?;
+    let _guard = ctx.spawn_lock(&id).await;
+    let claim = claims::get(&ctx.client, &ctx.namespace, &id)
+        .await?
+        .filter(|c| holds(who, c) && c.namespace == ns)
+        .ok_or_else(|| policy::not_found("workspace", id.as_str(), &ns))?;
+    if !claim.suspended {
+        return Err(ToolError::conflict(format!(
+            "workspace {id} is not suspended; it is already running or starting"
+        )));
+    }
+    let pod = crate::suspend::resume(ctx, &claim, crate::suspend::Why::Resumed).await?;
+    let ready = match wait {
+        Some(timeout) => {
+            wait_routable(ctx, &id, &pod, timeout, progress).await?;
+            true
+        }
+        None => false,
+    };
+    let mut outcome = spawn_outcome(ctx, &id, &pod, true, ready);
+    outcome.text = outcome
+        .text
+        .replacen("Workspace already exists", "Resumed workspace", 1);
+    Ok(outcome)
 }

@@ -470,13 +470,17 @@ function workspaceRow(w) {
   const busy = state.busy.has(w.id);
   const phase = busy ? "Stopping" : w.status || "Unknown";
   const actions = h("td", { class: "actions", dataset: { label: "Actions" } });
-  if (w.url && w.status === "Running" && !busy) {
+  if (w.url && (w.status === "Running" || (w.state === "suspended" && w.wakeOnRequest)) && !busy) {
     actions.append(h("a", { class: "button small secondary", href: tokenizedUrl(w.url), target: "_blank", rel: "noopener",
       "data-action": "open", "aria-label": `Open workspace ${w.id}` }, "Open"));
   }
   if (server.has("get_pod_logs") && w.name) {
     actions.append(h("button", { type: "button", class: "small secondary", "data-action": "logs", "aria-label": `Logs of workspace ${w.id}`,
       onclick: () => openLogs(w.name, w.namespace) }, "Logs"));
+  }
+  if (w.state === "suspended" && server.has("resume_workspace")) {
+    actions.append(h("button", { type: "button", class: "small", "data-action": "resume", disabled: busy,
+      "aria-label": `Resume workspace ${w.id}`, onclick: (ev) => resumeWorkspace(w, ev.currentTarget) }, "Resume"));
   }
   if (server.has("stop_workspace")) {
     actions.append(h("button", { type: "button", class: "small danger", "data-action": "stop", disabled: busy,
@@ -496,6 +500,7 @@ function workspaceRow(w) {
 /** When the lifecycle stops it: for idleness (`cullAt`, moves with activity) or at its
  * maximum lifetime (`expiresAt`), whichever comes first. */
 function stopsText(w) {
+  if (w.state === "suspended") return w.wakeOnRequest ? "suspended; wakes when opened" : "suspended";
   const when = [
     w.cullAt && { at: Date.parse(w.cullAt), why: `if idle (${w.idleTimeout})` },
     w.expiresAt && { at: Date.parse(w.expiresAt), why: `lifetime ${w.maxLifetime}` },
@@ -513,6 +518,20 @@ async function loadWorkspaces() {
   syncRows($("workspaces-table"), list, (w) => w.id, workspaceRow,
     "No workspaces yet. Start one with “New workspace”.");
   $("workspaces-status").textContent = `${list.length} workspace${list.length === 1 ? "" : "s"} · updated ${new Date().toLocaleTimeString()}`;
+}
+
+/** Starts a suspended workspace's pod again (files and context as they were); the call
+ * returns once it answers, then the row shows it running. */
+async function resumeWorkspace(w, button) {
+  button.disabled = true;
+  button.textContent = "Resuming…";
+  try {
+    await server.call("resume_workspace", { id: w.id, ...(w.namespace ? { namespace: w.namespace } : nsArgs()) });
+    showBanner(`Workspace ${w.id} is running again.`, "info");
+  } catch (e) {
+    showBanner(say(`Could not resume workspace ${w.id}`, e));
+  }
+  await loadWorkspaces().catch(() => {});
 }
 
 function stopWorkspace(w) {

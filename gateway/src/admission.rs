@@ -14,6 +14,7 @@
 //! | the workspace exists | 404 `workspace_not_found` |
 //! | the caller owns it (auth on) | 404 `workspace_not_found`, as if missing (logged as `forbidden`) |
 //! | the port a host names is one the pod declares | 404 `workspace_not_found` |
+//! | it is not suspended, or it wakes for its owner (`wake.rs`) | 503 `workspace_suspended`; 503 `workspace_waking` + `Retry-After` after `--wake-timeout` |
 //! | it is Ready | 503 `workspace_not_ready` + `Retry-After` |
 //! | a connection slot is free | 503 `workspace_connection_limit` + `Retry-After` |
 
@@ -32,6 +33,7 @@ use crate::limits::{ConnectionCounts, Slot};
 use crate::reject::Reject;
 use crate::routing::{self, Routing, Target, Via};
 use crate::store::RouteStore;
+use crate::wake::{Waker, Woken};
 
 /// How long a request that arrives before the first route table waits for it.
 const FIRST_TABLE_WAIT: Duration = Duration::from_secs(2);
@@ -46,6 +48,9 @@ pub struct Gate {
     pub tls: bool,
     /// Host and path routing.
     pub routing: Routing,
+    /// Wakes suspended workspaces for their owners.
+    pub waker: Arc<Waker>,
+    pub wake_timeout: Duration,
 }
 
 /// A request that gets through.
@@ -124,13 +129,30 @@ impl Gate {
                 }
             }
         }
-        let Some(route) = self.store.load().get(&id).cloned() else {
+        let Some(mut route) = self.store.load().get(&id).cloned() else {
             return Err(Answer::Reject(Reject::WorkspaceNotFound));
         };
         if let Some(who) = &seen.identity
             && !auth::owns(who, &route)
         {
             return Err(Answer::Reject(Reject::Forbidden));
+        }
+        // Only now, the owner's (or with auth off, anyone's) request may wake it.
+        if route.web.suspended {
+            if !route.web.wake_on_request {
+                return Err(Answer::Reject(Reject::WorkspaceSuspended));
+            }
+            route = match self.waker.wake(&self.store, &id, self.wake_timeout).await {
+                Woken::Ready(r) => r,
+                Woken::Gone => return Err(Answer::Reject(Reject::WorkspaceNotFound)),
+                Woken::TimedOut => return Err(Answer::Reject(Reject::WorkspaceWaking)),
+            };
+            // The woken pod's route is a new one: it must still be this owner's.
+            if let Some(who) = &seen.identity
+                && !auth::owns(who, &route)
+            {
+                return Err(Answer::Reject(Reject::Forbidden));
+            }
         }
         if let Some(p) = port
             && !route.web.ports.contains(&p)

@@ -20,6 +20,7 @@ pub mod store;
 pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod wake;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -132,6 +133,7 @@ struct SyncService {
     store: Arc<RouteStore>,
     status: Arc<SyncStatus>,
     activity: Arc<shared::activity::ActivityLog>,
+    waker: Arc<wake::Waker>,
 }
 
 #[async_trait]
@@ -143,6 +145,7 @@ impl BackgroundService for SyncService {
             self.store.clone(),
             self.status.clone(),
             self.activity.clone(),
+            self.waker.clone(),
             stop.clone(),
         );
         tokio::pin!(feed);
@@ -183,6 +186,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
     let metrics = Arc::new(GatewayMetrics::new());
     metrics.register_sync(&sync);
     let activity = Arc::new(shared::activity::ActivityLog::default());
+    let waker = Arc::new(wake::Waker::default());
 
     let auth = config.auth.clone().map(|verifier| auth::GatewayAuth {
         verifier,
@@ -201,6 +205,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
                 activity: activity.clone(),
                 routing: config.routing.clone(),
                 audit: config.audit.clone(),
+                waker: waker.clone(),
             },
         ),
     );
@@ -238,6 +243,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
             store: store.clone(),
             status: sync.clone(),
             activity: activity.clone(),
+            waker,
         },
     ));
     server.add_service(background_service(

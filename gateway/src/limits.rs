@@ -23,6 +23,9 @@ pub struct Limits {
     /// default (128) is an LRU far smaller than the number of workspaces: with traffic
     /// over 1,000 of them, no connection was ever reused.
     pub upstream_pool_size: usize,
+    /// How long the owner's request to a suspended workspace waits for it to wake
+    /// (503 with `Retry-After` after it).
+    pub wake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             upgraded_idle_timeout: Duration::from_secs(300),
             max_connections_per_workspace: 1000,
             upstream_pool_size: DEFAULT_UPSTREAM_POOL_SIZE,
+            wake_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -60,6 +60,11 @@ struct Args {
     /// Seconds a WebSocket or event stream may sit idle (each direction) before it is closed.
     #[arg(long, env = "GATEWAY_UPGRADED_IDLE_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     upgraded_idle_timeout_secs: u64,
+    /// How long the owner's request to a suspended workspace (with
+    /// `nogoo9/wake-on-request`) waits for it to wake, e.g. `30s`; 503 with `Retry-After`
+    /// after it.
+    #[arg(long, env = "GATEWAY_WAKE_TIMEOUT", default_value = "30s", value_parser = shared::duration::parse)]
+    wake_timeout: std::time::Duration,
     /// Concurrent requests and WebSockets per workspace (503 above).
     #[arg(long, env = "GATEWAY_MAX_CONNECTIONS_PER_WORKSPACE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections_per_workspace: u32,
@@ -257,6 +262,7 @@ fn main() -> ExitCode {
             upgraded_idle_timeout: std::time::Duration::from_secs(args.upgraded_idle_timeout_secs),
             max_connections_per_workspace: args.max_connections_per_workspace,
             upstream_pool_size,
+            wake_timeout: args.wake_timeout,
         },
         tls: args
             .tls_cert

@@ -61,6 +61,8 @@ pub struct ProxySettings {
     pub routing: Routing,
     /// The audit trail, when `--audit-log` is set.
     pub audit: Option<shared::audit::AuditLog>,
+    /// Shared with the route feed, which carries its asks to control.
+    pub waker: Arc<crate::wake::Waker>,
 }
 
 /// Per-request state, also what the access log reports.
@@ -101,6 +103,8 @@ impl GatewayProxy {
                 max_connections_per_workspace: settings.limits.max_connections_per_workspace,
                 tls: settings.tls,
                 routing: settings.routing,
+                waker: settings.waker,
+                wake_timeout: settings.limits.wake_timeout,
             },
             audit: settings.audit,
             metrics,

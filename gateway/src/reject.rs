@@ -13,6 +13,8 @@ pub enum Reject {
     NotFound,
     WorkspaceNotFound,
     WorkspaceNotReady,
+    WorkspaceSuspended,
+    WorkspaceWaking,
     TableNotLoaded,
     InvalidWorkspaceId,
     BadPath,
@@ -27,10 +29,12 @@ pub enum Reject {
 
 impl Reject {
     /// Every answer, in a fixed order (metrics label them by code).
-    pub const ALL: [Reject; 13] = [
+    pub const ALL: [Reject; 15] = [
         Reject::NotFound,
         Reject::WorkspaceNotFound,
         Reject::WorkspaceNotReady,
+        Reject::WorkspaceSuspended,
+        Reject::WorkspaceWaking,
         Reject::TableNotLoaded,
         Reject::InvalidWorkspaceId,
         Reject::BadPath,
@@ -65,7 +69,10 @@ impl Reject {
     pub fn status(self) -> u16 {
         match self {
             Reject::NotFound | Reject::WorkspaceNotFound | Reject::Forbidden => 404,
-            Reject::WorkspaceNotReady | Reject::TableNotLoaded => 503,
+            Reject::WorkspaceNotReady
+            | Reject::WorkspaceSuspended
+            | Reject::WorkspaceWaking
+            | Reject::TableNotLoaded => 503,
             Reject::InvalidWorkspaceId | Reject::BadPath => 400,
             Reject::Unauthorized => 401,
             Reject::HeadersTooLarge => 431,
@@ -90,6 +97,8 @@ impl Reject {
             Reject::NotFound => "not_found",
             Reject::WorkspaceNotFound => "workspace_not_found",
             Reject::WorkspaceNotReady => "workspace_not_ready",
+            Reject::WorkspaceSuspended => "workspace_suspended",
+            Reject::WorkspaceWaking => "workspace_waking",
             Reject::TableNotLoaded => "route_table_not_loaded",
             Reject::InvalidWorkspaceId => "invalid_workspace_id",
             Reject::BadPath => "bad_path",
@@ -111,6 +120,10 @@ impl Reject {
             }
             Reject::WorkspaceNotFound => "no workspace with this id",
             Reject::WorkspaceNotReady => "the workspace is starting; retry shortly",
+            Reject::WorkspaceSuspended => {
+                "the workspace is suspended; its owner resumes it with resume_workspace"
+            }
+            Reject::WorkspaceWaking => "the workspace is waking up; retry shortly",
             Reject::TableNotLoaded => {
                 "the gateway has not received its routes from the control plane yet"
             }
@@ -136,7 +149,10 @@ impl Reject {
     pub fn retry_after(self) -> Option<u32> {
         matches!(
             self,
-            Reject::WorkspaceNotReady | Reject::TableNotLoaded | Reject::WorkspaceBusy
+            Reject::WorkspaceNotReady
+                | Reject::WorkspaceWaking
+                | Reject::TableNotLoaded
+                | Reject::WorkspaceBusy
         )
         .then_some(RETRY_AFTER_SECS)
     }

@@ -16,6 +16,8 @@ pub struct RouteStore {
     loaded: AtomicBool,
     /// Wakes requests that arrived before the first table (see `wait_loaded`).
     first_table: tokio::sync::Notify,
+    /// Counts tables published, for requests waiting on a change (`wake.rs`).
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for RouteStore {
@@ -24,6 +26,7 @@ impl Default for RouteStore {
             current: ArcSwap::from_pointee(RouteTable::default()),
             loaded: AtomicBool::new(false),
             first_table: tokio::sync::Notify::new(),
+            published: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -44,6 +47,12 @@ impl RouteStore {
         if !self.loaded.swap(true, Ordering::AcqRel) {
             self.first_table.notify_waiters();
         }
+        self.published.send_modify(|n| *n += 1);
+    }
+
+    /// Changes whenever a table is published (off the hot path: only waits use it).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
     }
 
     /// Waits up to `limit` for the first table. A gateway that just started (or just

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use shared::activity::ActivityLog;
 
 use crate::store::RouteStore;
+use crate::wake::Waker;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// The socket is local: a restarted control plane is worth re-dialling often (the
@@ -131,13 +132,14 @@ pub async fn run(
     store: Arc<RouteStore>,
     status: Arc<SyncStatus>,
     activity: Arc<ActivityLog>,
+    waker: Arc<Waker>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = session(&config, &store, &status, &activity) => r,
+            r = session(&config, &store, &status, &activity, &waker) => r,
         };
         status.connected.store(false, Ordering::Relaxed);
         match result {
@@ -169,6 +171,7 @@ async fn session(
     store: &RouteStore,
     status: &SyncStatus,
     activity: &ActivityLog,
+    waker: &Waker,
 ) -> Result<(), SyncError> {
     let stream = UnixStream::connect(&config.socket)
         .await
@@ -205,9 +208,24 @@ async fn session(
     let send = |msg: ToControl| out.send(msg).map_err(|_| SyncError::Closed);
     let mut report = tokio::time::interval(config.activity_every);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Wake asks go out at once, and again while unanswered (`wake.rs`).
+    let mut resend = tokio::time::interval(crate::wake::RESEND / 2);
+    resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
     loop {
         let msg = tokio::select! {
+            () = waker.asked() => {
+                for workspace_id in waker.due(std::time::Instant::now()) {
+                    send(ToControl::Wake { workspace_id })?;
+                }
+                continue;
+            }
+            _ = resend.tick() => {
+                for workspace_id in waker.due(std::time::Instant::now()) {
+                    send(ToControl::Wake { workspace_id })?;
+                }
+                continue;
+            }
             _ = report.tick() => {
                 let batch = activity.drain(now_ms(), ACTIVITY_FORGET_MS, ACTIVITY_BATCH);
                 if !batch.is_empty() {

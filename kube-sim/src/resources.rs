@@ -3,7 +3,9 @@
 //! fields the product uses.
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+};
 use serde_json::{Map, Value, json};
 
 use super::status::{ApiError, ApiResult, Cause};
@@ -53,6 +55,10 @@ pub fn decode(kind: Kind, body: &Value, mode: FieldValidation) -> ApiResult<Deco
         Kind::ServiceAccount => decode_typed::<ServiceAccount>(body, "ServiceAccount", mode)?,
         Kind::Event => decode_typed::<Event>(body, "Event", mode)?,
         Kind::Lease => decode_typed::<Lease>(body, "Lease", mode)?,
+        Kind::Secret => decode_typed::<Secret>(body, "Secret", mode)?,
+        Kind::PersistentVolumeClaim => {
+            decode_typed::<PersistentVolumeClaim>(body, "PersistentVolumeClaim", mode)?
+        }
     };
     value["apiVersion"] = json!(kind.api_version());
     value["kind"] = json!(kind.kind());
@@ -135,6 +141,8 @@ pub fn admit_create(kind: Kind, namespace: &str, name: &str, mut value: Value) -
         Kind::ConfigMap => validate_config_map(&value, &mut causes),
         Kind::ServiceAccount | Kind::Lease => {}
         Kind::Event => validate_event(&value, namespace, &mut causes),
+        Kind::Secret => admit_secret(&mut value, &mut causes),
+        Kind::PersistentVolumeClaim => admit_pvc(&mut value, &mut causes),
     }
     if causes.is_empty() {
         Ok(value)
@@ -146,6 +154,74 @@ pub fn admit_create(kind: Kind, namespace: &str, name: &str, mut value: Value) -
             name,
             causes,
         ))
+    }
+}
+
+/// A Secret as the API server stores it: `stringData` merged into base64 `data`, type
+/// `Opaque` by default.
+fn admit_secret(value: &mut Value, causes: &mut Vec<Cause>) {
+    use base64::Engine as _;
+    let string_data = value.get("stringData").and_then(Value::as_object).cloned();
+    if let Some(sd) = string_data {
+        let data = value
+            .as_object_mut()
+            .map(|o| o.entry("data").or_insert_with(|| json!({})));
+        if let Some(Value::Object(data)) = data {
+            for (k, v) in sd {
+                let text = v.as_str().unwrap_or_default();
+                data.insert(
+                    k,
+                    json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                );
+            }
+        }
+        if let Some(o) = value.as_object_mut() {
+            o.remove("stringData");
+        }
+    }
+    if value.get("type").is_none_or(Value::is_null) {
+        value["type"] = json!("Opaque");
+    }
+    if let Some(data) = value.get("data").and_then(Value::as_object) {
+        for (k, v) in data {
+            let ok = v
+                .as_str()
+                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
+            if !ok {
+                causes.push(Cause::invalid(format!("data[{k}]"), "", "must be base64"));
+            }
+        }
+    }
+}
+
+/// A claim is bound at once (the simulator has no provisioner to wait for): its
+/// capacity is what it requests.
+fn admit_pvc(value: &mut Value, causes: &mut Vec<Cause>) {
+    let request = value.pointer("/spec/resources/requests/storage").cloned();
+    match request {
+        Some(q) => {
+            value["status"] = json!({
+                "phase": "Bound",
+                "accessModes": value.pointer("/spec/accessModes").cloned().unwrap_or(json!(["ReadWriteOnce"])),
+                "capacity": {"storage": q}
+            });
+        }
+        None => causes.push(Cause {
+            reason: "FieldValueRequired",
+            field: "spec.resources[storage]".into(),
+            message: "Required value".into(),
+        }),
+    }
+    if value
+        .pointer("/spec/accessModes")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        causes.push(Cause {
+            reason: "FieldValueRequired",
+            field: "spec.accessModes".into(),
+            message: "Required value: at least 1 access mode is required".into(),
+        });
     }
 }
 
@@ -299,6 +375,7 @@ pub fn admit_update(
                 check_pod_spec_update(&old_value["spec"], &new["spec"], &mut causes);
             }
         }
+        Kind::Secret => admit_secret(&mut new, &mut causes),
         Kind::ConfigMap => {
             validate_config_map(&new, &mut causes);
             if old_value.get("immutable") == Some(&json!(true)) {

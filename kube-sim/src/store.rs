@@ -29,16 +29,20 @@ pub enum Kind {
     ServiceAccount,
     Event,
     Lease,
+    Secret,
+    PersistentVolumeClaim,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Namespace,
         Kind::Pod,
         Kind::ConfigMap,
         Kind::ServiceAccount,
         Kind::Event,
         Kind::Lease,
+        Kind::Secret,
+        Kind::PersistentVolumeClaim,
     ];
 
     fn index(self) -> usize {
@@ -54,6 +58,8 @@ impl Kind {
             Kind::ServiceAccount => "serviceaccounts",
             Kind::Event => "events",
             Kind::Lease => "leases",
+            Kind::Secret => "secrets",
+            Kind::PersistentVolumeClaim => "persistentvolumeclaims",
         }
     }
 
@@ -81,6 +87,8 @@ impl Kind {
             Kind::ServiceAccount => "ServiceAccount",
             Kind::Event => "Event",
             Kind::Lease => "Lease",
+            Kind::Secret => "Secret",
+            Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
         }
     }
 
@@ -92,7 +100,10 @@ impl Kind {
     /// server's registries with `ReturnDeletedObject`: pods and service accounts among
     /// the kinds simulated here; a namespace answers itself while it terminates).
     pub fn returns_deleted_object(self) -> bool {
-        matches!(self, Kind::Pod | Kind::ServiceAccount)
+        matches!(
+            self,
+            Kind::Pod | Kind::ServiceAccount | Kind::Secret | Kind::PersistentVolumeClaim
+        )
     }
 
     /// A core-group resource by its plural name.

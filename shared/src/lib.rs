@@ -6,6 +6,7 @@ pub mod activity;
 pub mod audit;
 pub mod auth;
 pub mod codec;
+pub mod duration;
 pub mod feed;
 pub mod hash;
 pub mod ids;
@@ -66,6 +67,11 @@ pub mod names {
     pub const IDLE_ACTION_ANNOTATION: &str = "nogoo9/idle-action";
     pub const MAX_LIFETIME_ANNOTATION: &str = "nogoo9/max-lifetime";
     pub const MAX_PER_USER_ANNOTATION: &str = "nogoo9/max-per-user";
+    /// Template annotation: a PersistentVolumeClaim of this size (e.g. `1Gi`) replaces the
+    /// workspace's first `emptyDir`, so its files outlive suspension.
+    pub const VOLUME_SIZE_ANNOTATION: &str = "nogoo9/volume-size";
+    /// Template annotation: `"true"`: the owner's request to a suspended workspace wakes it.
+    pub const WAKE_ON_REQUEST_ANNOTATION: &str = "nogoo9/wake-on-request";
     /// Annotation control keeps on a workspace pod: its last activity seen by any
     /// gateway (RFC 3339), patched at a bounded rate.
     pub const LAST_ACTIVITY_ANNOTATION: &str = "nogoo9/last-activity";

@@ -73,6 +73,11 @@ pub enum ToControl {
     Pong {
         nonce: u64,
     },
+    /// The owner asked for a suspended workspace with `wake-on-request`: start it again.
+    /// (The gateway checked the token and the owner; control trusts its 0600 socket.)
+    Wake {
+        workspace_id: WorkspaceId,
+    },
     /// A message type this build does not know (from a newer gateway): answered with
     /// `Nack`, never fatal (evolution rule 2).
     #[serde(other)]

@@ -56,6 +56,12 @@ pub struct WebOptions {
     /// The `Host` the workspace sees (`nogoo9/upstream-host`).
     #[serde(default, skip_serializing_if = "UpstreamHost::is_public")]
     pub upstream_host: UpstreamHost,
+    /// Suspended: no pod; its files and spawn record are kept (`idle-action: suspend`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
+    /// The owner's request wakes it (`nogoo9/wake-on-request`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wake_on_request: bool,
 }
 
 impl Default for WebOptions {
@@ -64,6 +70,8 @@ impl Default for WebOptions {
             ports: Vec::new(),
             rewrite_responses: true,
             upstream_host: UpstreamHost::Public,
+            suspended: false,
+            wake_on_request: false,
         }
     }
 }

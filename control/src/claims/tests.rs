@@ -32,9 +32,13 @@ fn claim(id: &str, ns: &str, pod: &str, owner: &str, uid: &str, created: &str) -
         owner: Some(owner.into()),
         uid: String::new(),
         created: None,
+        rv: String::new(),
+        suspended: false,
+        wake: false,
     }
     .to_config_map("nogoo9");
     cm.metadata.uid = Some(uid.into());
+    cm.metadata.resource_version = Some(format!("rv-{uid}"));
     cm.metadata.creation_timestamp = serde_json::from_value(json!(created)).ok();
     cm
 }
@@ -202,7 +206,8 @@ fn claims_are_released_with_their_pod_or_when_abandoned() {
         e.release,
         [Release {
             name: "nogoo9-ws-demo".into(),
-            uid: "c1".into()
+            uid: "c1".into(),
+            rv: "rv-c1".into()
         }]
     );
     // A claim whose pod never came: released only after the grace period.
@@ -275,4 +280,52 @@ fn claims_round_trip_and_foreign_config_maps_are_not_claims() {
     let mut unlabelled = cm;
     unlabelled.metadata.labels = None;
     assert!(Claim::from_config_map(&unlabelled).is_none());
+}
+
+#[test]
+fn a_suspended_claim_keeps_its_id_and_routes_as_suspended() {
+    let mut index = Index::new(3000);
+    let mut cm = claim(
+        "sleepy",
+        "ws",
+        "ws-a-sleepy",
+        "alice",
+        "c9",
+        "2026-11-29T09:00:00Z",
+    );
+    index.claim_applied(&cm);
+    let alice = pod(
+        "ws-a-sleepy",
+        "ws",
+        "sleepy",
+        "u-s",
+        "2026-11-29T09:00:01Z",
+        "alice",
+    );
+    index.pod_applied(&alice);
+    // Suspended (the claim says so), then its pod stops: the claim is not released, and
+    // the id routes as suspended, to its owner.
+    cm.data.as_mut().map(|d| {
+        d.insert("state".into(), "suspended".into());
+        d.insert("wake".into(), "true".into())
+    });
+    index.claim_applied(&cm);
+    let e = index.pod_applied(&terminating(alice.clone()));
+    assert!(e.release.is_empty(), "{:?}", e.release);
+    let e = index.pod_deleted(&alice);
+    assert!(e.release.is_empty());
+    let route = index
+        .routes()
+        .find(|r| r.workspace_id.as_str() == "sleepy")
+        .cloned()
+        .expect("a route for the suspended id");
+    assert!(route.web.suspended && route.web.wake_on_request);
+    assert_eq!(route.owner_sub.as_deref(), Some("alice"));
+    assert!(route.upstream().is_none());
+    assert!(
+        index
+            .abandoned_claims("2026-11-30T09:00:00Z", std::time::Duration::from_secs(60))
+            .is_empty(),
+        "a suspended claim is never abandoned"
+    );
 }

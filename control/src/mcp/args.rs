@@ -60,6 +60,21 @@ pub struct StopArgs {
     pub jwt_payload: Option<Value>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResumeArgs {
+    /// Workspace id.
+    pub id: String,
+    /// Namespace (defaults to the server's namespace; ignored in namespaced mode).
+    pub namespace: Option<String>,
+    /// Accepted for compatibility with the original; identity never comes from it.
+    pub jwt_payload: Option<Value>,
+    /// Return only when the workspace answers through the gateway (default true).
+    pub wait: Option<bool>,
+    /// How long to wait (default 120).
+    pub wait_timeout_seconds: Option<u32>,
+}
+
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListPodsArgs {

@@ -16,7 +16,8 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler,
 
 use args::{
     CreatePodArgs, DeletePodArgs, FromTemplateArgs, ListPodsArgs, NamespaceArg, PatchPodArgs,
-    PodLogsArgs, PodRef, RegistryArgs, SpawnArgs, StopArgs, TemplateArg, TemplateWriteArgs,
+    PodLogsArgs, PodRef, RegistryArgs, ResumeArgs, SpawnArgs, StopArgs, TemplateArg,
+    TemplateWriteArgs,
 };
 use result::to_result;
 
@@ -469,6 +470,37 @@ impl NoCrdServer {
         let who = self.caller(&rc, args.jwt_payload.as_ref());
         Ok(to_result(
             workspaces::stop(&self.ctx, &args.id, args.namespace.as_deref(), &who).await,
+        ))
+    }
+
+    #[tool(
+        description = "Resume a suspended workspace (its template's nogoo9/idle-action is suspend): its pod starts again with its files and context as they were. Returns when it answers through the gateway unless wait is false.",
+        annotations(
+            read_only_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn resume_workspace(
+        &self,
+        rc: RequestContext<RoleServer>,
+        Parameters(args): Parameters<ResumeArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let who = self.caller(&rc, args.jwt_payload.as_ref());
+        let wait = args.wait.unwrap_or(true).then(|| {
+            std::time::Duration::from_secs(u64::from(args.wait_timeout_seconds.unwrap_or(120)))
+        });
+        let progress = crate::progress::Progress::for_request(&rc);
+        Ok(to_result(
+            workspaces::resume(
+                &self.ctx,
+                &args.id,
+                args.namespace.as_deref(),
+                &who,
+                wait,
+                &progress,
+            )
+            .await,
         ))
     }
 

@@ -57,6 +57,7 @@ async fn pod_tools_over_streamable_http() {
             "list_templates",
             "list_workspaces",
             "patch_pod",
+            "resume_workspace",
             "spawn_workspace",
             "stop_workspace",
             "update_template"

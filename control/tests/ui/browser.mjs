@@ -144,6 +144,28 @@ try {
   await confirm.waitFor({ state: "hidden" });
   await uiRow.waitFor({ state: "detached", timeout: 90000 });
 
+  // ---------------------------------------------------------- suspend and resume
+  step("an idle workspace whose template says suspend shows as suspended; Resume brings it back");
+  const admin = await mcpSession(TOKEN);
+  const napping = await admin.call("create_template", {
+    name: "ui-napping",
+    annotations: { "nogoo9/idle-timeout": "1s", "nogoo9/idle-action": "suspend" },
+    spec: { containers: [{ name: "main", image: "node:20-alpine" }] },
+  });
+  assert.equal(napping.isError, false, JSON.stringify(napping));
+  const nap = await admin.call("spawn_workspace", { id: "ui-nap", templateRef: "ui-napping" });
+  assert.equal(nap.isError, false, JSON.stringify(nap));
+  const napRow = page.locator('#workspaces-table tr[data-key="ui-nap"]');
+  await napRow.getByText("Suspended", { exact: true }).waitFor({ timeout: 90000 });
+  await napRow.getByText("suspended", { exact: true }).waitFor();
+  await page.screenshot({ path: `${SHOTS}/suspended.png` });
+  await napRow.getByRole("button", { name: "Resume workspace ui-nap" }).click();
+  await page.locator("#banner").getByText("Workspace ui-nap is running again.").waitFor({ timeout: 90000 });
+  await napRow.getByText("Running", { exact: true }).waitFor();
+  assert.equal(await napRow.getByRole("button", { name: "Resume workspace ui-nap" }).count(), 0, "still offered Resume");
+  const stopped = await admin.call("stop_workspace", { id: "ui-nap" });
+  assert.equal(stopped.isError, false, JSON.stringify(stopped));
+
   // ---------------------------------------------------------- templates
   step("templates: invalid JSON is refused with where and why");
   await page.getByRole("tab", { name: "Templates" }).click();

@@ -11,6 +11,7 @@ mod limits;
 mod origins;
 mod proxy;
 mod streams;
+mod suspend;
 mod sync;
 mod tls;
 mod websockets;

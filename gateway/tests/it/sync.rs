@@ -38,6 +38,7 @@ async fn the_feed_follows_control_and_survives_its_restart() {
         store.clone(),
         status.clone(),
         Arc::default(),
+        Arc::default(),
         stop.clone(),
     ));
     let ctl = control_at(&socket, 1);
@@ -126,6 +127,7 @@ async fn a_burst_of_updates_does_not_stall_the_feed() {
             },
             store.clone(),
             Arc::new(SyncStatus::default()),
+            Arc::default(),
             Arc::default(),
             stop.clone(),
         ));

@@ -62,9 +62,11 @@ pub fn core_v1() -> Value {
             resource("events", "Event", true, CRUD, &["ev"]),
             resource("namespaces", "Namespace", false, &["create", "delete", "get", "list", "patch", "update", "watch"], &["ns"]),
             resource("namespaces/status", "Namespace", false, &["get", "patch", "update"], &[]),
+            resource("persistentvolumeclaims", "PersistentVolumeClaim", true, CRUD, &["pvc"]),
             resource("pods", "Pod", true, CRUD, &["po"]),
             resource("pods/log", "Pod", true, &["get"], &[]),
             resource("pods/status", "Pod", true, &["get", "patch", "update"], &[]),
+            resource("secrets", "Secret", true, CRUD, &[]),
             resource("serviceaccounts", "ServiceAccount", true, CRUD, &["sa"]),
         ]
     })

@@ -657,7 +657,7 @@ mod tests {
             })
         );
         assert_eq!(
-            route("/api/v1/namespaces/default/secrets")
+            route("/api/v1/namespaces/default/services")
                 .err()
                 .map(|e| e.status_code()),
             Some(404)

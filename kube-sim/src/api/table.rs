@@ -98,6 +98,19 @@ fn columns(kind: Kind) -> Vec<Value> {
             column("Holder", "string", 0, "The current holder of the lease."),
             age,
         ],
+        Kind::Secret => vec![
+            name,
+            column("Type", "string", 0, "The type of secret"),
+            column("Data", "string", 0, "Number of data keys"),
+            age,
+        ],
+        Kind::PersistentVolumeClaim => vec![
+            name,
+            column("Status", "string", 0, "The phase of the claim."),
+            column("Capacity", "string", 0, "The storage bound."),
+            column("Access Modes", "string", 0, "How it may be mounted."),
+            age,
+        ],
     }
 }
 
@@ -333,6 +346,41 @@ fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
             ]
         }
         Kind::Lease => vec![name, json!(str_at(obj, "/spec/holderIdentity")), age],
+        Kind::Secret => vec![
+            name,
+            json!(str_at(obj, "/type")),
+            json!(
+                obj.get("data")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len())
+            ),
+            age,
+        ],
+        Kind::PersistentVolumeClaim => {
+            let modes = obj
+                .pointer("/status/accessModes")
+                .and_then(Value::as_array)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(Value::as_str)
+                        .map(|s| match s {
+                            "ReadWriteOnce" => "RWO",
+                            "ReadOnlyMany" => "ROX",
+                            "ReadWriteMany" => "RWX",
+                            other => other,
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            vec![
+                name,
+                json!(str_at(obj, "/status/phase")),
+                json!(str_at(obj, "/status/capacity/storage")),
+                json!(modes),
+                age,
+            ]
+        }
     }
 }
 

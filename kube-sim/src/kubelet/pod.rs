@@ -186,6 +186,11 @@ pub(super) struct PodWorker {
     initialized: bool,
 }
 
+/// A persistent volume claim's directory on the host (`.pvc` cannot be a namespace).
+pub(crate) fn pvc_dir(state_dir: &std::path::Path, namespace: &str, claim: &str) -> PathBuf {
+    state_dir.join(".pvc").join(namespace).join(claim)
+}
+
 fn backoff(restarts: u32) -> Duration {
     BACKOFF_BASE
         .saturating_mul(1u32 << restarts.min(5))
@@ -493,6 +498,8 @@ impl PodWorker {
     }
 
     /// The pod's directory: a working directory per container and one per `emptyDir`.
+    /// A `persistentVolumeClaim` volume is the claim's own directory, outside the pod's,
+    /// so its files outlive the pod (until the claim is deleted).
     fn create_pod_dir(&self) {
         if let Err(e) = std::fs::create_dir_all(self.dir.join("volumes")) {
             tracing::warn!(pod = %self.key.name, error = %e, "cannot create the pod directory");
@@ -503,7 +510,39 @@ impl PodWorker {
             .flatten()
             .filter_map(|v| v.get("name").and_then(Value::as_str))
         {
-            let _ = std::fs::create_dir_all(self.dir.join("volumes").join(name));
+            let _ = std::fs::create_dir_all(self.volume_dir(name));
+        }
+    }
+
+    /// Where volume `name` of this pod lives on the host.
+    fn volume_dir(&self, name: &str) -> PathBuf {
+        let claim = self
+            .pod
+            .pointer("/spec/volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(name))
+            .and_then(|v| v.pointer("/persistentVolumeClaim/claimName"))
+            .and_then(Value::as_str);
+        // The claim's UID is part of its directory: a new claim of the same name starts
+        // empty, as a newly provisioned volume would.
+        let uid = claim.and_then(|c| {
+            self.ctx
+                .store
+                .get(
+                    crate::store::Kind::PersistentVolumeClaim,
+                    &ObjKey::new(&self.key.namespace, c),
+                )
+                .map(|o| o.uid.clone())
+        });
+        match (claim, uid) {
+            (Some(c), Some(uid)) => pvc_dir(
+                &self.ctx.state_dir,
+                &self.key.namespace,
+                &format!("{c}-{uid}"),
+            ),
+            _ => self.dir.join("volumes").join(name),
         }
     }
 
@@ -579,7 +618,7 @@ impl PodWorker {
             .filter_map(|m| {
                 Some((
                     m.get("mountPath")?.as_str()?.to_string(),
-                    self.dir.join("volumes").join(m.get("name")?.as_str()?),
+                    self.volume_dir(m.get("name")?.as_str()?),
                 ))
             })
             .collect();

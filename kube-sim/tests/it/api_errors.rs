@@ -116,7 +116,7 @@ async fn malformed_bodies_and_parameters_are_400s_naming_the_problem() {
         ),
         (
             "GET",
-            "/api/v1/namespaces/default/secrets",
+            "/api/v1/namespaces/default/services",
             b"",
             404,
             "could not find the requested resource",

@@ -579,3 +579,105 @@ async fn external_workloads_get_addresses_but_nothing_runs() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_claims_files_outlive_its_pod_and_secrets_are_stored_like_the_real_server() {
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+    let sim = harness::sim().await;
+    let client = sim.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let s: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "ctx"}, "stringData": {"API_KEY": "k-1"}
+    }))
+    .expect("secret");
+    let made = secrets
+        .create(&PostParams::default(), &s)
+        .await
+        .expect("create secret");
+    assert_eq!(made.type_.as_deref(), Some("Opaque"));
+    assert_eq!(
+        made.data
+            .as_ref()
+            .and_then(|d| d.get("API_KEY"))
+            .map(|b| b.0.clone()),
+        Some(b"k-1".to_vec()),
+        "stringData is stored as data"
+    );
+    assert!(made.string_data.is_none());
+
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .expect("claim");
+    let bound = pvcs
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("create claim");
+    assert_eq!(bound.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+    let no_size: PersistentVolumeClaim = serde_json::from_value(
+        json!({"metadata": {"name": "bad"}, "spec": {"accessModes": ["ReadWriteOnce"]}}),
+    )
+    .expect("claim");
+    let err = pvcs
+        .create(&PostParams::default(), &no_size)
+        .await
+        .expect_err("invalid");
+    assert!(err.to_string().contains("spec.resources[storage]"), "{err}");
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str, script: &str| {
+        harness::pod_from(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "containers": [{"name": "main", "image": "local", "command": ["sh", "-c", script],
+                    "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+                "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": "data"}}]
+            }
+        }))
+    };
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "writer",
+            "echo kept > /work/file; echo written; while true; do sleep 0.2; done",
+        ),
+    )
+    .await
+    .expect("writer");
+    wait_ready(&pods, "writer").await;
+    // Ready means started, not written: wait for the write before deleting the pod.
+    eventually(10, "the writer's write", || async {
+        let l = pods.logs("writer", &LogParams::default()).await.ok()?;
+        l.contains("written").then_some(())
+    })
+    .await;
+    pods.delete("writer", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually(15, "writer gone", || async {
+        pods.get_opt("writer")
+            .await
+            .ok()
+            .and_then(|p| p.is_none().then_some(()))
+    })
+    .await;
+    pods.create(
+        &PostParams::default(),
+        &pod("reader", "cat /work/file; while true; do sleep 0.2; done"),
+    )
+    .await
+    .expect("reader");
+    wait_ready(&pods, "reader").await;
+    let logs = eventually(10, "reader logs", || async {
+        let l = pods.logs("reader", &LogParams::default()).await.ok()?;
+        (!l.is_empty()).then_some(l)
+    })
+    .await;
+    assert_eq!(
+        logs, "kept\n",
+        "the claim's files outlived the pod that wrote them"
+    );
+    sim.shutdown().await;
+}

@@ -1,0 +1,363 @@
+//! Suspend and wake on the simulated cluster, through the real control plane and gateway
+//! with tokens on. A template with `nogoo9/idle-action: suspend` loses its pod when idle
+//! and keeps its id, its files (a PersistentVolumeClaim, `nogoo9/volume-size`) and its
+//! spawn record (a Secret: the context never lands in a ConfigMap). A stranger's request
+//! wakes nothing; the owner's concurrent requests share one wake and get 200 with the
+//! files and context as they were; `resume_workspace` brings it back for the owner only;
+//! `stop_workspace` of a suspended workspace removes the record and the volume. Without
+//! `nogoo9/wake-on-request` a suspended workspace answers 503 `workspace_suspended`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Secret};
+use kube::Api;
+use kube::api::{ListParams, LogParams, PostParams};
+use kube_sim::SimConfig;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+use crate::harness::{Options, TestGateway, eventually, get};
+
+const SECRET: &str = "suspend-test-secret-suspend-test-secret-x";
+
+type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+async fn client_as(mcp_url: &str, token: &str) -> Client {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(mcp_url.to_string());
+    config.auth_header = Some(token.to_string());
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
+    client
+        .call_tool(
+            CallToolRequestParams::new(name.to_string())
+                .with_arguments(args.as_object().cloned().unwrap_or_default()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The live (not terminating) pod of `id`, if any.
+async fn live_pod(pods: &Api<Pod>, id: &str) -> Option<Pod> {
+    pods.list(&ListParams::default().labels(&format!("nogoo9/workspace-id={id}")))
+        .await
+        .ok()?
+        .items
+        .into_iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+}
+
+async fn any_pod(pods: &Api<Pod>, id: &str) -> bool {
+    pods.list(&ListParams::default().labels(&format!("nogoo9/workspace-id={id}")))
+        .await
+        .is_ok_and(|l| !l.items.is_empty())
+}
+
+async fn claim_state(cms: &Api<ConfigMap>, id: &str) -> Option<String> {
+    let cm = cms.get_opt(&format!("nogoo9-ws-{id}")).await.ok()??;
+    Some(
+        cm.data
+            .unwrap_or_default()
+            .get("state")
+            .cloned()
+            .unwrap_or_else(|| "active".into()),
+    )
+}
+
+async fn suspended(cms: &Api<ConfigMap>, pods: &Api<Pod>, id: &str) -> Option<()> {
+    (claim_state(cms, id).await.as_deref() == Some("suspended") && !any_pod(pods, id).await)
+        .then_some(())
+}
+
+async fn events(events: &Api<Event>, reason: &str, id: &str) -> usize {
+    events
+        .list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .filter(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.message
+                            .as_deref()
+                            .is_some_and(|m| m.contains(&format!("workspace {id} ")))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The writer container's log: one `run-<PROJECT_NAME>` line per start, kept on the volume.
+async fn runs(pods: &Api<Pod>, pod: &str) -> Vec<String> {
+    let lp = LogParams {
+        container: Some("writer".into()),
+        ..Default::default()
+    };
+    let log = pods.logs(pod, &lp).await.unwrap_or_default();
+    // The last start printed the whole file; count the lines of that print.
+    log.lines()
+        .filter(|l| l.starts_with("run-"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn template(name: &str, annotations: Value) -> ConfigMap {
+    let spec = json!({
+        "containers": [
+            // The context reaches the first container (as upstream does).
+            {"name": "writer", "image": "local", "command": ["sh", "-c",
+                "echo run-$PROJECT_NAME >> /data/runs; echo start; cat /data/runs; exec sleep 3600"],
+             "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+            {"name": "app", "image": "node:20-alpine"}
+        ],
+        "volumes": [{"name": "data", "emptyDir": {}}]
+    });
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"nogoo9/pod-template": "true"},
+                     "annotations": annotations},
+        "data": {"spec": spec.to_string()}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_its_owner() {
+    let auth = shared::auth::AuthArgs::hs256(SECRET)
+        .build()
+        .expect("a valid secret");
+    let h = control::testkit::start(SimConfig::for_tests(), |c| {
+        c.auth = auth.clone();
+        c.activity_annotate_every = Duration::from_millis(200);
+        c.activity_slack = Duration::from_millis(600);
+        c.cull_every = Duration::from_millis(200);
+        c.lease_timing = (Duration::from_secs(3), Duration::from_millis(200));
+    })
+    .await;
+    let gw = TestGateway::start_with(
+        &h.socket(),
+        Options {
+            auth: auth.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    eventually("the culler's lease and a connected gateway", || async {
+        (*h.control.leader.borrow() && !h.control.publisher.gateways().is_empty()).then_some(())
+    })
+    .await;
+    let kube = h.kube().await;
+    let cms: Api<ConfigMap> = Api::namespaced(kube.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), "default");
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(kube.clone(), "default");
+    let evs: Api<Event> = Api::namespaced(kube.clone(), "default");
+    let suspending = json!({
+        "nogoo9/idle-timeout": "3s", "nogoo9/idle-action": "suspend",
+        "nogoo9/required-context": "PROJECT_NAME"
+    });
+    let mut notebook = suspending.clone();
+    notebook["nogoo9/wake-on-request"] = json!("true");
+    notebook["nogoo9/volume-size"] = json!("1Gi");
+    for t in [
+        template("notebook", notebook),
+        template("quiet", suspending),
+    ] {
+        cms.create(&PostParams::default(), &t)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    let alice_token = control::testkit::token(SECRET, "alice");
+    let mallory_token = control::testkit::token(SECRET, "mallory");
+    let alice = client_as(&h.mcp_url(), &alice_token).await;
+    let mallory = client_as(&h.mcp_url(), &mallory_token).await;
+    let as_alice = format!("Bearer {alice_token}");
+    let as_mallory = format!("Bearer {mallory_token}");
+    for (id, template) in [("nb", "notebook"), ("quiet", "quiet")] {
+        let r = call(
+            &alice,
+            "spawn_workspace",
+            json!({"id": id, "templateRef": template, "context": {"PROJECT_NAME": "apollo"}}),
+        )
+        .await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    let first = live_pod(&pods, "nb").await.expect("nb's pod");
+    let volume = first
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v.iter().find(|v| v.name == "data"))
+        .and_then(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.clone());
+    assert_eq!(
+        volume.as_deref(),
+        Some("ws-nb-data"),
+        "the files are on a claim"
+    );
+    assert!(pvcs.get_opt("ws-nb-data").await.ok().flatten().is_some());
+    let r = get(gw.addr, "/route/nb/x", &[("authorization", &as_alice)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Idle: suspended, not stopped. Its id, files and record stay; no ConfigMap holds the
+    // context value.
+    eventually("nb and quiet to be suspended", || async {
+        suspended(&cms, &pods, "nb").await?;
+        suspended(&cms, &pods, "quiet").await
+    })
+    .await;
+    assert!(
+        pvcs.get_opt("ws-nb-data").await.ok().flatten().is_some(),
+        "files kept"
+    );
+    let record = secrets
+        .get_opt("nogoo9-rec-nb")
+        .await
+        .ok()
+        .flatten()
+        .expect("the spawn record");
+    let manifest = record
+        .data
+        .as_ref()
+        .and_then(|d| d.get("pod.json"))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .unwrap_or_default();
+    assert!(manifest.contains("apollo"), "the record keeps the context");
+    let all_cms = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for cm in &all_cms.items {
+        let body = serde_json::to_string(cm).unwrap_or_default();
+        assert!(
+            !body.contains("apollo"),
+            "{:?} holds a context value",
+            cm.metadata.name
+        );
+    }
+    assert_eq!(events(&evs, "Suspended", "nb").await, 1);
+    let listed = call(&alice, "list_workspaces", json!({})).await;
+    let rows = listed.structured_content.clone().unwrap_or_default()["workspaces"].clone();
+    let nb = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|w| w["id"] == "nb"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(nb["state"], "suspended", "{rows}");
+    assert_eq!(nb["wakeOnRequest"], true, "{rows}");
+
+    // Strangers wake nothing: no token is 401, another user's token 404 (as if missing).
+    let r = get(gw.addr, "/route/nb/x", &[]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = get(gw.addr, "/route/nb/x", &[("authorization", &as_mallory)]).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = call(&mallory, "resume_workspace", json!({"id": "nb"})).await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    let r = call(&mallory, "stop_workspace", json!({"id": "nb"})).await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    assert!(!any_pod(&pods, "nb").await, "nothing woke it");
+    assert_eq!(claim_state(&cms, "nb").await.as_deref(), Some("suspended"));
+    assert!(
+        secrets
+            .get_opt("nogoo9-rec-nb")
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    );
+    assert!(pvcs.get_opt("ws-nb-data").await.ok().flatten().is_some());
+
+    // Without wake-on-request, even the owner is told to resume it.
+    let r = get(gw.addr, "/route/quiet/", &[("authorization", &as_alice)]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "workspace_suspended", "{}", r.body);
+    assert!(!any_pod(&pods, "quiet").await);
+
+    // The owner's three concurrent requests share one wake and all get through.
+    let woken: Vec<u16> = futures::future::join_all((0..3).map(|_| {
+        let bearer = as_alice.clone();
+        async move {
+            get(gw.addr, "/route/nb/x", &[("authorization", &bearer)])
+                .await
+                .status
+        }
+    }))
+    .await;
+    assert_eq!(woken, [200, 200, 200]);
+    assert_eq!(events(&evs, "Woken", "nb").await, 1, "one wake");
+    let second = live_pod(&pods, "nb").await.expect("nb woken");
+    assert_ne!(second.metadata.uid, first.metadata.uid, "a new pod");
+    let name = second.metadata.name.clone().unwrap_or_default();
+    // Its files and its context are as they were: the file has both starts' lines.
+    let seen = eventually("the writer's second start", || async {
+        let r = runs(&pods, &name).await;
+        (r.len() >= 2).then_some(r)
+    })
+    .await;
+    assert_eq!(seen, ["run-apollo", "run-apollo"]);
+
+    // Suspended again when idle; `resume_workspace` brings it back for its owner.
+    eventually("nb to be suspended again", || async {
+        suspended(&cms, &pods, "nb").await
+    })
+    .await;
+    let r = call(&alice, "resume_workspace", json!({"id": "nb"})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let out = r.structured_content.clone().unwrap_or_default();
+    assert_eq!(out["status"], "ready", "{out}");
+    let third = live_pod(&pods, "nb").await.expect("nb resumed");
+    let name = third.metadata.name.clone().unwrap_or_default();
+    let seen = eventually("the writer's third start", || async {
+        let r = runs(&pods, &name).await;
+        (r.len() >= 3).then_some(r)
+    })
+    .await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let r = call(&alice, "resume_workspace", json!({"id": "nb"})).await;
+    assert_eq!(r.is_error, Some(true), "not suspended: {}", text(&r));
+
+    // Stopping a suspended workspace removes its record, its volume and its id.
+    eventually("nb to be suspended a third time", || async {
+        suspended(&cms, &pods, "nb").await
+    })
+    .await;
+    let r = call(&alice, "stop_workspace", json!({"id": "nb"})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    assert!(
+        secrets
+            .get_opt("nogoo9-rec-nb")
+            .await
+            .ok()
+            .flatten()
+            .is_none(),
+        "record gone"
+    );
+    assert!(
+        pvcs.get_opt("ws-nb-data").await.ok().flatten().is_none(),
+        "volume gone"
+    );
+    assert_eq!(claim_state(&cms, "nb").await, None, "id released");
+    eventually("the gateway to forget nb", || async {
+        let r = get(gw.addr, "/route/nb/x", &[("authorization", &as_alice)]).await;
+        (r.status == 404).then_some(())
+    })
+    .await;
+    let _ = alice.cancel().await;
+    let _ = mallory.cancel().await;
+    drop(gw);
+    h.stop().await;
+}
