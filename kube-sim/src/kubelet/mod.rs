@@ -7,6 +7,7 @@
 //! pod's log.
 
 pub mod app;
+mod downward;
 mod ipam;
 mod logs;
 mod pod;
@@ -287,6 +288,15 @@ impl Kubelet {
                 let was = ev.old.as_ref().is_some_and(|o| o.terminating);
                 if ev.obj.terminating && !was {
                     self.signal(&uid, PodSignal::Terminate);
+                }
+                // New labels or annotations reach the pod's downwardAPI files (the real
+                // kubelet rewrites them on the pod's next sync).
+                if let Some(old) = &ev.old {
+                    let (old, new) = (old.value(), ev.obj.value());
+                    let dir = pod::pod_dir(&self.ctx.state_dir, &ev.obj.key, &uid);
+                    if downward::metadata_changed(&old, &new) && dir.exists() {
+                        downward::refresh(&dir, &new);
+                    }
                 }
             }
             EventType::Deleted => self.signal(&uid, PodSignal::Gone),

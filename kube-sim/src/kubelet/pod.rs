@@ -186,6 +186,13 @@ pub(super) struct PodWorker {
     initialized: bool,
 }
 
+/// A pod's directory on the host (working directories, `emptyDir` and `downwardAPI`).
+pub(crate) fn pod_dir(state_dir: &std::path::Path, key: &ObjKey, uid: &str) -> PathBuf {
+    state_dir
+        .join(&*key.namespace)
+        .join(format!("{}-{}", key.name, &uid[..uid.len().min(8)]))
+}
+
 /// A persistent volume claim's directory on the host (`.pvc` cannot be a namespace).
 pub(crate) fn pvc_dir(state_dir: &std::path::Path, namespace: &str, claim: &str) -> PathBuf {
     state_dir.join(".pvc").join(namespace).join(claim)
@@ -223,11 +230,7 @@ impl PodWorker {
             // An origin outside the simulator answers for these pods: run nothing.
             containers.iter_mut().for_each(|c| c.local = false);
         }
-        let dir = ctx.state_dir.join(&*key.namespace).join(format!(
-            "{}-{}",
-            key.name,
-            &uid[..uid.len().min(8)]
-        ));
+        let dir = pod_dir(&ctx.state_dir, &key, &uid);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         PodWorker {
             app_cancel: ctx.shutdown.child_token(),
@@ -512,6 +515,7 @@ impl PodWorker {
         {
             let _ = std::fs::create_dir_all(self.volume_dir(name));
         }
+        super::downward::refresh(&self.dir, &self.pod);
     }
 
     /// Where volume `name` of this pod lives on the host.
