@@ -485,6 +485,31 @@ pub async fn create(
     }
 }
 
+/// Points a claim at another pod (a spawn that took a warm-pool pod), only if the claim is
+/// unchanged since `claim` was read (its resourceVersion travels with the update).
+pub async fn point_at(
+    client: &kube::Client,
+    claim_ns: &str,
+    claim: &Claim,
+    pod: &str,
+) -> Result<Claim, kube::Error> {
+    let mut cm = Claim {
+        pod: pod.to_string(),
+        ..claim.clone()
+    }
+    .to_config_map(claim_ns);
+    cm.metadata.resource_version = Some(claim.rv.clone());
+    cm.metadata.uid = Some(claim.uid.clone());
+    let stored = kube::Api::<ConfigMap>::namespaced(client.clone(), claim_ns)
+        .replace(
+            &claim_name(&claim.id),
+            &kube::api::PostParams::default(),
+            &cm,
+        )
+        .await?;
+    Ok(Claim::from_config_map(&stored).unwrap_or_else(|| claim.clone()))
+}
+
 /// Deletes a claim, only if it is still the one with this UID. A claim already gone (or
 /// replaced) is not an error: replicas race these deletes by design.
 pub async fn release(

@@ -50,6 +50,7 @@ pub mod pod_security;
 pub mod pod_writes;
 pub mod pods;
 pub mod policy;
+pub mod pool;
 pub mod progress;
 pub mod publish;
 pub mod quota;

@@ -110,6 +110,13 @@ impl Control {
             config.cull_every,
             shutdown.clone(),
         )));
+        // Pools refill on the same Lease and cadence as the culler.
+        tasks.push(tokio::spawn(crate::pool::run(
+            ctx.clone(),
+            leader_rx.clone(),
+            config.cull_every,
+            shutdown.clone(),
+        )));
         let (wakes_tx, wakes_rx) = tokio::sync::mpsc::unbounded_channel();
         publisher.on_wake(wakes_tx);
         tasks.push(tokio::spawn(crate::suspend::serve_wakes(

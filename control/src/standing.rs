@@ -29,14 +29,21 @@ pub fn standing(ctx: &Context, pod: &Pod) -> Result<Standing, String> {
         .creation_timestamp
         .as_ref()
         .map(|t| SystemTime::from(t.0));
-    let started = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.start_time.as_ref())
-        .map(|t| SystemTime::from(t.0))
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    // A warm-pool pod's life as a workspace starts when a spawn claimed it.
+    let claimed = annotations
+        .get(names::CLAIMED_AT_ANNOTATION)
+        .and_then(|v| v.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .map(SystemTime::from);
+    let started = claimed
+        .or_else(|| {
+            pod.status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| SystemTime::from(t.0))
+        })
         .or(created)
         .unwrap_or_else(SystemTime::now);
-    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
     let annotated = annotations
         .get(names::LAST_ACTIVITY_ANNOTATION)
         .and_then(|v| v.parse::<k8s_openapi::jiff::Timestamp>().ok())

@@ -65,6 +65,15 @@ fn apply_metadata(meta: &mut ObjectMeta, fields: &TemplateFields) {
     }
 }
 
+/// Annotations whose mistakes would otherwise show only later: a warm pool the template
+/// cannot have (`pool.rs` says why) or an unknown context delivery.
+fn check_annotations(cm: &ConfigMap) -> Result<(), ToolError> {
+    let annotations = cm.metadata.annotations.clone().unwrap_or_default();
+    crate::pool::delivery(&annotations).map_err(ToolError::bad_input)?;
+    crate::pool::size(&annotations).map_err(ToolError::bad_input)?;
+    Ok(())
+}
+
 pub async fn create(
     ctx: &Context,
     namespace: Option<&str>,
@@ -88,6 +97,7 @@ pub async fn create(
         ..Default::default()
     };
     apply_metadata(&mut cm.metadata, &fields);
+    check_annotations(&cm)?;
     Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
         .create(&PostParams::default(), &cm)
         .await?;
@@ -127,6 +137,7 @@ pub async fn update(
             .insert("spec".into(), checked_spec(ctx, spec)?);
     }
     apply_metadata(&mut cm.metadata, &fields);
+    check_annotations(&cm)?;
     // The fetched resourceVersion travels with the object: a concurrent edit is a 409.
     api.replace(name, &PostParams::default(), &cm).await?;
     Ok(Outcome {

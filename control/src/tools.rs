@@ -156,6 +156,8 @@ pub const ALWAYS_NEEDED: &[Need] = &[
     ("update", "configmaps"),
     ("get", "pods"),
     ("create", "pods"),
+    // Warm pools: refilled by the Lease holder, claimed by a spawn with an update.
+    ("update", "pods"),
 ];
 
 /// A need's resource as `(group, resource, subresource)`: `pods/log` is core `pods` with

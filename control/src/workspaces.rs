@@ -19,6 +19,7 @@ use crate::outcome::{Outcome, ToolError};
 use crate::progress::Progress;
 use crate::spawn_wait::{SPAWN_STEPS, wait_routable};
 use crate::spawner::{self, SpawnInput};
+use crate::templates::Template;
 use crate::{pod_security, policy, template_reads, templates};
 
 fn workspace_selector(id: Option<&WorkspaceId>) -> String {
@@ -231,16 +232,19 @@ async fn unclaimed(
 }
 
 /// The planned workspace for this request, every input checked: nothing is created yet.
+/// Also the template it comes from, if any (its warm pool may hold the pod already).
 async fn plan(
     ctx: &Context,
     req: &SpawnRequest,
     who: &Caller,
     id: &WorkspaceId,
     ns: &str,
-) -> Result<spawner::Plan, ToolError> {
+) -> Result<(spawner::Plan, Option<Template>), ToolError> {
+    let mut source = None;
     let (spec, annotations, template) = match (&req.template_ref, &req.spec) {
         (Some(r), _) => {
             let (_, t) = template_reads::fetch(ctx, who, r).await?;
+            source = Some(t.clone());
             (t.spec, t.annotations, Some(t.name))
         }
         (None, Some(spec)) => {
@@ -294,6 +298,10 @@ async fn plan(
         crate::suspend::check_size(size).map_err(ToolError::bad_input)?;
         crate::suspend::use_volume(&mut plan.pod, id).map_err(ToolError::bad_input)?;
     }
+    if crate::pool::delivery(&planned).map_err(ToolError::bad_input)? == crate::pool::Delivery::File
+    {
+        crate::pool::deliver_by_file(&mut plan.pod, Some(&req.context));
+    }
     // The whole planned pod (the spawner's own containers included) meets the standard.
     if let Some(spec) = &plan.pod.spec {
         let annotations = plan.pod.metadata.annotations.clone().unwrap_or_default();
@@ -305,7 +313,7 @@ async fn plan(
             )));
         }
     }
-    Ok(plan)
+    Ok((plan, source))
 }
 
 /// Spawns a workspace, or returns the existing one with this id. Ids are global: one id
@@ -325,7 +333,7 @@ pub async fn spawn(
     if let Some(pod) = existing(ctx, who, &id).await? {
         return give_existing(ctx, &req, &id, pod, progress).await;
     }
-    let plan = plan(ctx, &req, who, &id, &ns).await?;
+    let (plan, template) = plan(ctx, &req, who, &id, &ns).await?;
     let claim = Claim {
         id: id.clone(),
         namespace: ns.clone(),
@@ -374,7 +382,13 @@ pub async fn spawn(
     progress
         .report(1, SPAWN_STEPS, format!("creating workspace {id}"))
         .await;
-    let created = create_resources(ctx, &ns, &id, &plan).await;
+    let pooled = from_pool(ctx, &ns, template.as_ref(), &req, &id, who, &claimed).await;
+    let from_pool = matches!(pooled, Ok(Some(_)));
+    let created = match pooled {
+        Ok(Some(pod)) => Ok(pod),
+        Ok(None) => create_resources(ctx, &ns, &id, &plan).await,
+        Err(e) => Err(e),
+    };
     let pod = match created {
         Ok(pod) => pod,
         Err(e) => {
@@ -426,7 +440,55 @@ pub async fn spawn(
         )
         .await;
     }
-    Ok(spawn_outcome(ctx, &id, &pod, false, req.wait))
+    let mut outcome = spawn_outcome(ctx, &id, &pod, false, req.wait);
+    outcome.structured["fromPool"] = json!(from_pool);
+    Ok(outcome)
+}
+
+/// A Ready pod from the template's warm pool, now this workspace's (`pool.rs`), with the
+/// id's claim pointing at it; `None`: no pool here or none left, so start one cold.
+async fn from_pool(
+    ctx: &Context,
+    ns: &str,
+    template: Option<&Template>,
+    req: &SpawnRequest,
+    id: &WorkspaceId,
+    who: &Caller,
+    claimed: &Claim,
+) -> Result<Option<Pod>, ToolError> {
+    let Some(t) = template else {
+        return Ok(None);
+    };
+    // Pools live in the default workspace namespace, for templates in control's.
+    if ns != ctx.workspace_namespace
+        || t.namespace != ctx.namespace
+        || crate::pool::size(&t.annotations).unwrap_or(0) == 0
+    {
+        return Ok(None);
+    }
+    let Some(pod) = crate::pool::claim(ctx, ns, t, id, who.owner(), &req.context).await? else {
+        return Ok(None);
+    };
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if let Err(e) = claims::point_at(&ctx.client, &ctx.namespace, claimed, &name).await {
+        // The claim could not follow: give the pod back to nobody (deleted) and fail.
+        let _ = Api::<Pod>::namespaced(ctx.client.clone(), ns)
+            .delete(&name, &DeleteParams::default())
+            .await;
+        return Err(e.into());
+    }
+    crate::events::record(
+        &ctx.client,
+        &pod,
+        crate::events::Type::Normal,
+        "ClaimedFromPool",
+        &format!(
+            "workspace {id} took pod {name} from template {}'s warm pool",
+            t.name
+        ),
+    )
+    .await;
+    Ok(Some(pod))
 }
 
 /// The existing workspace as a spawn's answer (waiting for it too, when asked).

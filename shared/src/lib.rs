@@ -72,6 +72,21 @@ pub mod names {
     pub const VOLUME_SIZE_ANNOTATION: &str = "nogoo9/volume-size";
     /// Template annotation: `"true"`: the owner's request to a suspended workspace wakes it.
     pub const WAKE_ON_REQUEST_ANNOTATION: &str = "nogoo9/wake-on-request";
+    /// Template annotation: keep this many pods from the template created and Ready,
+    /// unowned and unroutable, for spawns to claim (`control/src/pool.rs`).
+    pub const WARM_POOL_SIZE_ANNOTATION: &str = "nogoo9/warm-pool-size";
+    /// Template annotation: how context reaches the workspace, `env` (the default) or
+    /// `file` (`/var/run/nogoo9/context.json`, which a pooled pod gets at claim time).
+    pub const CONTEXT_DELIVERY_ANNOTATION: &str = "nogoo9/context-delivery";
+    /// Pod annotation (file delivery): the context values as a JSON object.
+    pub const CONTEXT_ANNOTATION: &str = "nogoo9/context";
+    /// Pod annotation: when a warm-pool pod became a workspace (RFC 3339); its idle time
+    /// and lifetime count from here, not from the pod's start.
+    pub const CLAIMED_AT_ANNOTATION: &str = "nogoo9/claimed-at";
+    /// Label on warm-pool pods: which template's pool they are in.
+    pub const POOL_LABEL: &str = "nogoo9/pool";
+    /// `nogoo9/type` of a warm-pool pod (never routed).
+    pub const TYPE_POOL: &str = "pool";
     /// Annotation control keeps on a workspace pod: its last activity seen by any
     /// gateway (RFC 3339), patched at a bounded rate.
     pub const LAST_ACTIVITY_ANNOTATION: &str = "nogoo9/last-activity";

@@ -9,6 +9,7 @@ mod harness;
 mod lifecycle;
 mod limits;
 mod origins;
+mod pool;
 mod proxy;
 mod streams;
 mod suspend;
