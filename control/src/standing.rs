@@ -17,7 +17,7 @@ pub struct Standing {
     pub started: SystemTime,
     /// The latest activity any gateway (or `keepalive_workspace`) reported, if any.
     pub activity: Option<SystemTime>,
-    /// What idleness counts from: that activity, or the start.
+    /// What idleness counts from: that activity, or when the pod became usable.
     pub last_active: SystemTime,
     pub policy: Policy,
 }
@@ -49,7 +49,8 @@ pub fn standing(ctx: &Context, pod: &Pod) -> Result<Standing, String> {
         .and_then(|v| v.parse::<k8s_openapi::jiff::Timestamp>().ok())
         .map(SystemTime::from);
     let activity = annotated.max(local_activity(ctx, pod));
-    let last_active = activity.map_or(started, |a| a.max(started));
+    let usable = claimed.unwrap_or_else(|| usable_from(pod, created.unwrap_or(started)));
+    let last_active = activity.map_or(usable, |a| a.max(usable));
     let policy = Policy::of(&annotations, ctx.lifecycle)?;
     Ok(Standing {
         started,
@@ -57,6 +58,24 @@ pub fn standing(ctx: &Context, pod: &Pod) -> Result<Standing, String> {
         last_active,
         policy,
     })
+}
+
+/// How long a workspace that has not become Ready yet (an image pull, a slow start) is
+/// spared by its idle timeout, counted from its creation.
+pub const START_GRACE: Duration = Duration::from_secs(600);
+
+/// When idleness starts counting for a pod nobody has used yet: when it became Ready
+/// (a real kubelet stamps `startTime` before it pulls images, so a long pull would
+/// otherwise count as idleness and cull a workspace before it ever answered); until it
+/// is Ready, its creation plus [`START_GRACE`].
+pub fn usable_from(pod: &Pod, created: SystemTime) -> SystemTime {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| SystemTime::from(t.0))
+        .unwrap_or(created + START_GRACE)
 }
 
 /// What this replica's gateways reported for the pod.
@@ -73,4 +92,30 @@ fn local_activity(ctx: &Context, pod: &Pod) -> Option<SystemTime> {
         .activity()
         .last_active(&id, pod.metadata.uid.as_deref()?)?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idleness_counts_from_ready_not_from_an_image_pull() {
+        let created = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let pending: Pod = serde_json::from_value(serde_json::json!({
+            "status": {"phase": "Pending", "startTime": "1970-01-12T13:46:41Z",
+                       "conditions": [{"type": "Ready", "status": "False"}]}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(usable_from(&pending, created), created + START_GRACE);
+        let ready: Pod = serde_json::from_value(serde_json::json!({
+            "status": {"phase": "Running", "startTime": "1970-01-12T13:46:41Z",
+                       "conditions": [{"type": "Ready", "status": "True",
+                                       "lastTransitionTime": "1970-01-12T13:47:30Z"}]}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            usable_from(&ready, created),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_050)
+        );
+    }
 }

@@ -2,7 +2,8 @@
 //! one cluster. A workspace whose template says `nogoo9/idle-timeout: 2s` is stopped
 //! once idle, never while traffic flows through either gateway or its owner calls
 //! `keepalive_workspace`; only the replica holding the culler's Lease stops anything; each
-//! stop is a Kubernetes event that kubectl lists.
+//! stop is a Kubernetes event that kubectl lists. A start slower than the idle timeout is
+//! not idleness.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -237,4 +238,48 @@ async fn idle_workspaces_are_stopped_once_by_the_leader_and_never_while_in_use()
     control_a.stop().await;
     control_b.stop().await;
     sim.shutdown().await;
+}
+
+/// A pod that takes longer to start (an image pull; here kube-sim's start delay) than
+/// its idle timeout is not culled before it ever answered: idleness counts from Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_start_is_not_idleness() {
+    let mut sim = SimConfig::for_tests();
+    sim.faults.pod_start_delay_ms = 2000;
+    let h = control::testkit::start(sim, |c| {
+        c.activity_annotate_every = Duration::from_millis(200);
+        c.activity_slack = Duration::from_millis(200);
+        c.cull_every = Duration::from_millis(100);
+        c.lease_timing = (Duration::from_secs(3), Duration::from_millis(200));
+    })
+    .await;
+    let gw = TestGateway::start(&h.socket()).await;
+    eventually("the lease and a connected gateway", || async {
+        (*h.control.leader.borrow() && !h.control.publisher.gateways().is_empty()).then_some(())
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(h.kube().await, "default");
+    let t: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "quick-idle", "labels": {"nogoo9/pod-template": "true"},
+                     "annotations": {"nogoo9/idle-timeout": "1s"}},
+        "data": {"spec": json!({"containers": [{"name": "app", "image": "node:20-alpine"}]}).to_string()}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    cms.create(&PostParams::default(), &t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = mcp(&h.control).await;
+    let r = client
+        .call_tool(call(
+            "spawn_workspace",
+            json!({"id": "slow", "templateRef": "quick-idle", "waitTimeoutSeconds": 20}),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(r.is_error, Some(true), "{:?}", r.content);
+    let r = get(gw.addr, "/route/slow/", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _ = client.cancel().await;
+    drop(gw);
+    h.stop().await;
 }
