@@ -269,6 +269,13 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
     assert_eq!(r.is_error, Some(true), "{}", text(&r));
     let r = call(&mallory, "stop_workspace", json!({"id": "nb"})).await;
     assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    let r = call(
+        &mallory,
+        "spawn_workspace",
+        json!({"id": "nb", "templateRef": "notebook", "context": {"PROJECT_NAME": "heist"}}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
     assert!(!any_pod(&pods, "nb").await, "nothing woke it");
     assert_eq!(claim_state(&cms, "nb").await.as_deref(), Some("suspended"));
     assert!(
@@ -330,8 +337,29 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
     let r = call(&alice, "resume_workspace", json!({"id": "nb"})).await;
     assert_eq!(r.is_error, Some(true), "not suspended: {}", text(&r));
 
-    // Stopping a suspended workspace removes its record, its volume and its id.
+    // Its owner's spawn of the id resumes it too (the record's context, not new values).
     eventually("nb to be suspended a third time", || async {
+        suspended(&cms, &pods, "nb").await
+    })
+    .await;
+    let r = call(
+        &alice,
+        "spawn_workspace",
+        json!({"id": "nb", "templateRef": "notebook", "context": {"PROJECT_NAME": "other"}}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let fourth = live_pod(&pods, "nb").await.expect("nb resumed by a spawn");
+    let name = fourth.metadata.name.clone().unwrap_or_default();
+    let seen = eventually("the writer's fourth start", || async {
+        let r = runs(&pods, &name).await;
+        (r.len() >= 4).then_some(r)
+    })
+    .await;
+    assert_eq!(seen.last().map(String::as_str), Some("run-apollo"), "{seen:?}");
+
+    // Stopping a suspended workspace removes its record, its volume and its id.
+    eventually("nb to be suspended a fourth time", || async {
         suspended(&cms, &pods, "nb").await
     })
     .await;
