@@ -28,25 +28,16 @@ use shared::ids::WorkspaceId;
 /// Runs until `shutdown`: every `every`, when `leader` says so, stops what is due.
 pub async fn run(
     ctx: Context,
-    mut leader: watch::Receiver<bool>,
+    leader: watch::Receiver<bool>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-            _ = leader.changed() => continue,
-        }
-        if !*leader.borrow() {
-            continue;
-        }
+    crate::lease::while_leading(leader, every, shutdown, || async {
         if let Err(e) = round(&ctx).await {
             tracing::warn!(error = %e, "a culling round failed");
         }
-    }
+    })
+    .await;
 }
 
 /// One pass over the workspace pods.

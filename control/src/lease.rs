@@ -144,3 +144,28 @@ async fn try_hold(api: &Api<Lease>, e: &Election) -> Result<bool, kube::Error> {
         Err(err) => Err(err),
     }
 }
+
+/// Runs `round` every `every` while `leader` says this replica holds the Lease, until
+/// `shutdown` (the culler and the warm pools: work exactly one replica must do).
+pub async fn while_leading<F, Fut>(
+    mut leader: watch::Receiver<bool>,
+    every: Duration,
+    shutdown: CancellationToken,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = leader.changed() => continue,
+        }
+        if *leader.borrow() {
+            round().await;
+        }
+    }
+}

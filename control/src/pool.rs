@@ -352,25 +352,16 @@ pub async fn claim(
 /// Runs until `shutdown`: every `every`, when `leader` says so, refills the pools.
 pub async fn run(
     ctx: Context,
-    mut leader: watch::Receiver<bool>,
+    leader: watch::Receiver<bool>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-            _ = leader.changed() => continue,
-        }
-        if !*leader.borrow() {
-            continue;
-        }
+    crate::lease::while_leading(leader, every, shutdown, || async {
         if let Err(e) = refill(&ctx).await {
             tracing::warn!(error = %e, "a warm-pool round failed");
         }
-    }
+    })
+    .await;
 }
 
 /// One round: pools of templates that want them topped up (bounded), pods of stale

@@ -204,3 +204,46 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// How many Kubernetes events in `events`' namespace match `which`.
+pub async fn count_events(
+    events: &kube::Api<k8s_openapi::api::core::v1::Event>,
+    which: impl Fn(&k8s_openapi::api::core::v1::Event) -> bool,
+) -> usize {
+    events
+        .list(&kube::api::ListParams::default())
+        .await
+        .map(|l| l.items.iter().filter(|e| which(e)).count())
+        .unwrap_or(0)
+}
+
+/// Control on a fresh kube-sim with tokens checked by `auth` and lifecycle timings fit for
+/// tests (then `tune`), and a gateway on its socket; returned once this control holds the
+/// culler's Lease and the gateway is connected.
+pub async fn lifecycle_pair(
+    auth: Option<Arc<shared::auth::Verifier>>,
+    tune: impl FnOnce(&mut control::config::ControlConfig),
+) -> (control::testkit::Harness, TestGateway) {
+    let h = control::testkit::start(kube_sim::SimConfig::for_tests(), |c| {
+        c.auth = auth.clone();
+        c.cull_every = Duration::from_millis(200);
+        c.activity_annotate_every = Duration::from_millis(200);
+        c.activity_slack = Duration::from_millis(600);
+        c.lease_timing = (Duration::from_secs(3), Duration::from_millis(200));
+        tune(c);
+    })
+    .await;
+    let gw = TestGateway::start_with(
+        &h.socket(),
+        Options {
+            auth,
+            ..Default::default()
+        },
+    )
+    .await;
+    eventually("the culler's lease and a connected gateway", || async {
+        (*h.control.leader.borrow() && !h.control.publisher.gateways().is_empty()).then_some(())
+    })
+    .await;
+    (h, gw)
+}

@@ -49,19 +49,10 @@ async fn pod_exists(pods: &Api<Pod>, id: &str) -> bool {
 }
 
 async fn events_for(events: &Api<Event>, pod: &str, reason: &str) -> usize {
-    events
-        .list(&ListParams::default())
-        .await
-        .map(|l| {
-            l.items
-                .iter()
-                .filter(|e| {
-                    e.involved_object.name.as_deref() == Some(pod)
-                        && e.reason.as_deref() == Some(reason)
-                })
-                .count()
-        })
-        .unwrap_or(0)
+    crate::harness::count_events(events, |e| {
+        e.involved_object.name.as_deref() == Some(pod) && e.reason.as_deref() == Some(reason)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ mod e2e;
 mod harness;
 mod lifecycle;
 mod limits;
+mod mcp;
 mod origins;
 mod pool;
 mod proxy;

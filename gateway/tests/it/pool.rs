@@ -7,49 +7,16 @@
 //! environment is refused a pool, and nothing is stored.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use kube::Api;
 use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
-use kube_sim::SimConfig;
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
-use crate::harness::{Options, TestGateway, eventually, get};
+use crate::harness::{eventually, get};
+use crate::mcp::{call, client_as, text};
 
 const SECRET: &str = "pool-test-secret-pool-test-secret-pool-x";
-
-type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
-
-async fn client_as(mcp_url: &str, token: &str) -> Client {
-    let mut config = StreamableHttpClientTransportConfig::with_uri(mcp_url.to_string());
-    config.auth_header = Some(token.to_string());
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
-    client
-        .call_tool(
-            CallToolRequestParams::new(name.to_string())
-                .with_arguments(args.as_object().cloned().unwrap_or_default()),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 fn is_ready(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none()
@@ -102,27 +69,9 @@ async fn a_spawn_takes_a_warm_pod_made_before_it_and_never_shares_one() {
     let auth = shared::auth::AuthArgs::hs256(SECRET)
         .build()
         .expect("a valid secret");
-    let h = control::testkit::start(SimConfig::for_tests(), |c| {
-        c.auth = auth.clone();
-        c.admin_subjects = ["root".to_string()].into();
-        c.cull_every = Duration::from_millis(200);
-        c.activity_annotate_every = Duration::from_millis(200);
-        c.activity_slack = Duration::from_millis(600);
-        c.lease_timing = (Duration::from_secs(3), Duration::from_millis(200));
-    })
-    .await;
-    let gw = TestGateway::start_with(
-        &h.socket(),
-        Options {
-            auth: auth.clone(),
-            ..Default::default()
-        },
-    )
-    .await;
-    eventually("the lease and a connected gateway", || async {
-        (*h.control.leader.borrow() && !h.control.publisher.gateways().is_empty()).then_some(())
-    })
-    .await;
+    let (h, gw) =
+        crate::harness::lifecycle_pair(auth, |c| c.admin_subjects = ["root".to_string()].into())
+            .await;
     let kube = h.kube().await;
     let cms: Api<ConfigMap> = Api::namespaced(kube.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(kube.clone(), "default");
@@ -197,16 +146,9 @@ async fn a_spawn_takes_a_warm_pod_made_before_it_and_never_shares_one() {
         line,
         r#"ctx {"PROJECT":"apollo"} id fast1 owner alice env none"#
     );
-    let claimed_events = evs
-        .list(&ListParams::default())
-        .await
-        .map(|l| {
-            l.items
-                .iter()
-                .filter(|e| e.reason.as_deref() == Some("ClaimedFromPool"))
-                .count()
-        })
-        .unwrap_or(0);
+    let claimed_events =
+        crate::harness::count_events(&evs, |e| e.reason.as_deref() == Some("ClaimedFromPool"))
+            .await;
     assert_eq!(claimed_events, 1);
     // Nobody else reaches it; the pool is not a workspace anyone lists.
     let mallory = format!("Bearer {}", control::testkit::token(SECRET, "mallory"));

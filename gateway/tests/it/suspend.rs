@@ -7,49 +7,15 @@
 //! `stop_workspace` of a suspended workspace removes the record and the volume. Without
 //! `nogoo9/wake-on-request` a suspended workspace answers 503 `workspace_suspended`.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Secret};
 use kube::Api;
 use kube::api::{ListParams, LogParams, PostParams};
-use kube_sim::SimConfig;
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
-use crate::harness::{Options, TestGateway, eventually, get};
+use crate::harness::{eventually, get};
+use crate::mcp::{call, client_as, text};
 
 const SECRET: &str = "suspend-test-secret-suspend-test-secret-x";
-
-type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
-
-async fn client_as(mcp_url: &str, token: &str) -> Client {
-    let mut config = StreamableHttpClientTransportConfig::with_uri(mcp_url.to_string());
-    config.auth_header = Some(token.to_string());
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
-    client
-        .call_tool(
-            CallToolRequestParams::new(name.to_string())
-                .with_arguments(args.as_object().cloned().unwrap_or_default()),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// The live (not terminating) pod of `id`, if any.
 async fn live_pod(pods: &Api<Pod>, id: &str) -> Option<Pod> {
@@ -84,21 +50,12 @@ async fn suspended(cms: &Api<ConfigMap>, pods: &Api<Pod>, id: &str) -> Option<()
 }
 
 async fn events(events: &Api<Event>, reason: &str, id: &str) -> usize {
-    events
-        .list(&ListParams::default())
-        .await
-        .map(|l| {
-            l.items
-                .iter()
-                .filter(|e| {
-                    e.reason.as_deref() == Some(reason)
-                        && e.message
-                            .as_deref()
-                            .is_some_and(|m| m.contains(&format!("workspace {id} ")))
-                })
-                .count()
-        })
-        .unwrap_or(0)
+    let about = format!("workspace {id} ");
+    crate::harness::count_events(events, |e| {
+        e.reason.as_deref() == Some(reason)
+            && e.message.as_deref().is_some_and(|m| m.contains(&about))
+    })
+    .await
 }
 
 /// The writer container's log: one `run-<PROJECT_NAME>` line per start, kept on the volume.
@@ -113,6 +70,15 @@ async fn runs(pods: &Api<Pod>, pod: &str) -> Vec<String> {
         .filter(|l| l.starts_with("run-"))
         .map(str::to_string)
         .collect()
+}
+
+/// The writer's lines once its file shows at least `n` starts.
+async fn starts(pods: &Api<Pod>, pod: &str, n: usize) -> Vec<String> {
+    eventually(&format!("{n} starts of the writer"), || async {
+        let r = runs(pods, pod).await;
+        (r.len() >= n).then_some(r)
+    })
+    .await
 }
 
 fn template(name: &str, annotations: Value) -> ConfigMap {
@@ -139,26 +105,7 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
     let auth = shared::auth::AuthArgs::hs256(SECRET)
         .build()
         .expect("a valid secret");
-    let h = control::testkit::start(SimConfig::for_tests(), |c| {
-        c.auth = auth.clone();
-        c.activity_annotate_every = Duration::from_millis(200);
-        c.activity_slack = Duration::from_millis(600);
-        c.cull_every = Duration::from_millis(200);
-        c.lease_timing = (Duration::from_secs(3), Duration::from_millis(200));
-    })
-    .await;
-    let gw = TestGateway::start_with(
-        &h.socket(),
-        Options {
-            auth: auth.clone(),
-            ..Default::default()
-        },
-    )
-    .await;
-    eventually("the culler's lease and a connected gateway", || async {
-        (*h.control.leader.borrow() && !h.control.publisher.gateways().is_empty()).then_some(())
-    })
-    .await;
+    let (h, gw) = crate::harness::lifecycle_pair(auth, |_| {}).await;
     let kube = h.kube().await;
     let cms: Api<ConfigMap> = Api::namespaced(kube.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(kube.clone(), "default");
@@ -310,11 +257,7 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
     assert_ne!(second.metadata.uid, first.metadata.uid, "a new pod");
     let name = second.metadata.name.clone().unwrap_or_default();
     // Its files and its context are as they were: the file has both starts' lines.
-    let seen = eventually("the writer's second start", || async {
-        let r = runs(&pods, &name).await;
-        (r.len() >= 2).then_some(r)
-    })
-    .await;
+    let seen = starts(&pods, &name, 2).await;
     assert_eq!(seen, ["run-apollo", "run-apollo"]);
 
     // Suspended again when idle; `resume_workspace` brings it back for its owner.
@@ -328,11 +271,7 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
     assert_eq!(out["status"], "ready", "{out}");
     let third = live_pod(&pods, "nb").await.expect("nb resumed");
     let name = third.metadata.name.clone().unwrap_or_default();
-    let seen = eventually("the writer's third start", || async {
-        let r = runs(&pods, &name).await;
-        (r.len() >= 3).then_some(r)
-    })
-    .await;
+    let seen = starts(&pods, &name, 3).await;
     assert_eq!(seen.len(), 3, "{seen:?}");
     let r = call(&alice, "resume_workspace", json!({"id": "nb"})).await;
     assert_eq!(r.is_error, Some(true), "not suspended: {}", text(&r));
@@ -351,12 +290,12 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
     let fourth = live_pod(&pods, "nb").await.expect("nb resumed by a spawn");
     let name = fourth.metadata.name.clone().unwrap_or_default();
-    let seen = eventually("the writer's fourth start", || async {
-        let r = runs(&pods, &name).await;
-        (r.len() >= 4).then_some(r)
-    })
-    .await;
-    assert_eq!(seen.last().map(String::as_str), Some("run-apollo"), "{seen:?}");
+    let seen = starts(&pods, &name, 4).await;
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("run-apollo"),
+        "{seen:?}"
+    );
 
     // Stopping a suspended workspace removes its record, its volume and its id.
     eventually("nb to be suspended a fourth time", || async {
