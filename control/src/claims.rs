@@ -73,6 +73,8 @@ pub struct Claim {
     pub suspended: bool,
     /// The owner's request wakes it when suspended.
     pub wake: bool,
+    /// The template it was spawned from (shown for a suspended workspace, which has no pod).
+    pub template: Option<String>,
 }
 
 impl Claim {
@@ -90,6 +92,9 @@ impl Claim {
         }
         if self.wake {
             data.insert("wake".into(), "true".into());
+        }
+        if let Some(t) = &self.template {
+            data.insert("template".into(), t.clone());
         }
         ConfigMap {
             metadata: ObjectMeta {
@@ -127,6 +132,7 @@ impl Claim {
             owner: data.get("owner").cloned(),
             suspended: data.get("state").map(String::as_str) == Some("suspended"),
             wake: data.get("wake").map(String::as_str) == Some("true"),
+            template: data.get("template").cloned(),
             rv: cm.metadata.resource_version.clone().unwrap_or_default(),
             uid: cm.metadata.uid.clone().unwrap_or_default(),
             created: cm

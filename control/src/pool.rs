@@ -275,6 +275,18 @@ fn is_finished(pod: &Pod) -> bool {
     )
 }
 
+/// Not Ready long after its creation (a bad image, say): replaced rather than counted
+/// as warm forever.
+fn is_stuck(pod: &Pod) -> bool {
+    let created = pod
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| std::time::SystemTime::from(t.0));
+    !is_ready(pod)
+        && created.is_some_and(|c| c + crate::standing::START_GRACE < std::time::SystemTime::now())
+}
+
 fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
     pod.metadata
         .annotations
@@ -365,7 +377,8 @@ pub async fn run(
 }
 
 /// One round: pools of templates that want them topped up (bounded), pods of stale
-/// template versions, finished pods and pools nobody wants any more deleted.
+/// template versions, finished pods, pods not Ready 10 minutes after their creation and
+/// pools nobody wants any more deleted.
 async fn refill(ctx: &Context) -> Result<(), kube::Error> {
     let ns = ctx.workspace_namespace.clone();
     let mut wanted: BTreeMap<String, (Template, u32)> = BTreeMap::new();
@@ -405,7 +418,7 @@ async fn refill(ctx: &Context) -> Result<(), kube::Error> {
             annotation(pod, TEMPLATE_HASH_ANNOTATION) == Some(template_hash(t).as_str())
                 && live.get(&pool).copied().unwrap_or(0) < *n as usize
         });
-        if current && !is_finished(pod) {
+        if current && !is_finished(pod) && !is_stuck(pod) {
             *live.entry(pool).or_default() += 1;
             continue;
         }

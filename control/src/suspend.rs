@@ -5,6 +5,8 @@
 //! values included, in a Secret `nogoo9-rec-<id>` in control's namespace (never a
 //! ConfigMap, never a log). Resuming creates the pod again from that record.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -293,6 +295,7 @@ pub async fn serve_wakes(
     mut wakes: tokio::sync::mpsc::UnboundedReceiver<WorkspaceId>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    let in_flight: Arc<Mutex<HashSet<WorkspaceId>>> = Arc::default();
     loop {
         let id = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -301,8 +304,28 @@ pub async fn serve_wakes(
                 None => return,
             },
         };
+        // The socket is trusted (0600, the gateway checked the owner), but what it asks
+        // costs API calls: ask only for ids the watch knows as suspended and wakeable, and
+        // handle each id once at a time (the gateway repeats its asks every 2 s).
+        let wakeable = ctx.workspaces.as_ref().is_none_or(|index| {
+            index
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .claim(&id)
+                .is_some_and(|c| c.suspended && c.wake)
+        });
+        if !wakeable
+            || !in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone())
+        {
+            continue;
+        }
         let ctx = ctx.clone();
+        let in_flight = in_flight.clone();
         tokio::spawn(async move {
+            let _done = InFlight(in_flight, id.clone());
             let _guard = ctx.spawn_lock(&id).await;
             let claim = match claims::get(&ctx.client, &ctx.namespace, &id).await {
                 Ok(Some(c)) if c.suspended && c.wake => c,
@@ -317,6 +340,18 @@ pub async fn serve_wakes(
                 Err(e) => tracing::warn!(workspace = %id, error = %e.message, "waking failed"),
             }
         });
+    }
+}
+
+/// Takes an id off the in-flight set when its wake ends, however it ends.
+struct InFlight(Arc<Mutex<HashSet<WorkspaceId>>>, WorkspaceId);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
     }
 }
 

@@ -350,6 +350,7 @@ pub async fn spawn(
             .as_ref()
             .and_then(|a| a.get(names::WAKE_ON_REQUEST_ANNOTATION))
             .is_some_and(|v| v == "true"),
+        template: template.as_ref().map(|t| t.name.clone()),
     };
     let claimed = match claims::create(&ctx.client, &ctx.namespace, &claim).await? {
         Some(c) => c,
@@ -833,7 +834,7 @@ pub async fn list(
                 json!({
                     "id": c.id.to_string(), "name": Value::Null, "status": "Suspended",
                     "url": workspace_url(ctx, &c.id), "state": "suspended",
-                    "owner": c.owner, "wakeOnRequest": c.wake,
+                    "owner": c.owner, "wakeOnRequest": c.wake, "template": c.template,
                     // The id's claim was made at the first spawn: the workspace's age.
                     "createdAt": c.created,
                 })

@@ -35,6 +35,7 @@ fn claim(id: &str, ns: &str, pod: &str, owner: &str, uid: &str, created: &str) -
         rv: String::new(),
         suspended: false,
         wake: false,
+        template: None,
     }
     .to_config_map("nogoo9");
     cm.metadata.uid = Some(uid.into());

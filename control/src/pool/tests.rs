@@ -161,3 +161,19 @@ fn file_delivery_moves_context_out_of_the_environment() {
         Some("{\"PROJECT\":\"apollo\"}")
     );
 }
+
+#[test]
+fn a_pod_that_never_gets_ready_is_stuck_after_the_start_grace() {
+    let pod_created = |ago: u64, ready: bool| -> Pod {
+        let created = k8s_openapi::jiff::Timestamp::now()
+            - k8s_openapi::jiff::SignedDuration::from_secs(ago as i64);
+        serde_json::from_value(json!({
+            "metadata": {"creationTimestamp": created.to_string()},
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert!(!is_stuck(&pod_created(60, false)), "still starting");
+    assert!(is_stuck(&pod_created(3600, false)), "an hour and not Ready");
+    assert!(!is_stuck(&pod_created(3600, true)), "warm");
+}

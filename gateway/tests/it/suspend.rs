@@ -206,6 +206,7 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
         .unwrap_or_default();
     assert_eq!(nb["state"], "suspended", "{rows}");
     assert_eq!(nb["wakeOnRequest"], true, "{rows}");
+    assert_eq!(nb["template"], "notebook", "{rows}");
 
     // Strangers wake nothing: no token is 401, another user's token 404 (as if missing).
     let r = get(gw.addr, "/route/nb/x", &[]).await;
