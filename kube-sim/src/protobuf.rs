@@ -180,6 +180,30 @@ fn config_map(raw: &[u8]) -> Result<Value, String> {
     Ok(v)
 }
 
+/// `Secret`: metadata 1, data 2 (bytes, base64 in JSON), type 3, stringData 4, immutable 5.
+fn secret(raw: &[u8]) -> Result<Value, String> {
+    let mut v = json!({"apiVersion": "v1", "kind": "Secret"});
+    let (mut data, mut string_data) = (Map::new(), Map::new());
+    fields(raw, |n, w| {
+        match (n, w) {
+            (1, Wire::Bytes(b)) => v["metadata"] = object_meta(b)?,
+            (2, Wire::Bytes(b)) => map_entry(b, true, &mut data)?,
+            (3, Wire::Bytes(b)) => v["type"] = text(b)?,
+            (4, Wire::Bytes(b)) => map_entry(b, false, &mut string_data)?,
+            (5, Wire::Varint(x)) => v["immutable"] = json!(x != 0),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    if !data.is_empty() {
+        v["data"] = Value::Object(data);
+    }
+    if !string_data.is_empty() {
+        v["stringData"] = Value::Object(string_data);
+    }
+    Ok(v)
+}
+
 fn namespace(raw: &[u8]) -> Result<Value, String> {
     let mut v = json!({"apiVersion": "v1", "kind": "Namespace"});
     fields(raw, |n, w| {
@@ -279,10 +303,11 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     match (api_version.as_str(), kind.as_str()) {
         ("v1", "ConfigMap") => config_map(raw),
         ("v1", "Namespace") => namespace(raw),
+        ("v1", "Secret") => secret(raw),
         ("v1", "ServiceAccount") => service_account(raw),
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => self_subject_access_review(raw),
         (v, k) => Err(format!(
-            "kube-sim decodes protobuf only for ConfigMap, Namespace, ServiceAccount and SelfSubjectAccessReview (got {v}/{k}); send JSON"
+            "kube-sim decodes protobuf only for ConfigMap, Namespace, Secret, ServiceAccount and SelfSubjectAccessReview (got {v}/{k}); send JSON"
         )),
     }
 }

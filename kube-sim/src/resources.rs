@@ -179,7 +179,11 @@ fn admit_secret(value: &mut Value, causes: &mut Vec<Cause>) {
             o.remove("stringData");
         }
     }
-    if value.get("type").is_none_or(Value::is_null) {
+    // Unset, null or "" (protobuf's unset) all default to Opaque.
+    if value
+        .get("type")
+        .is_none_or(|t| t.is_null() || t.as_str() == Some(""))
+    {
         value["type"] = json!("Opaque");
     }
     if let Some(data) = value.get("data").and_then(Value::as_object) {

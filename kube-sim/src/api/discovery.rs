@@ -149,6 +149,12 @@ pub fn openapi_v3_core() -> Value {
             "/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
             "ServiceAccount",
         ),
+        ("/api/v1/namespaces/{namespace}/secrets/{name}", "Secret"),
+        (
+            "/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}",
+            "PersistentVolumeClaim",
+        ),
+        ("/api/v1/namespaces/{namespace}/events/{name}", "Event"),
     ] {
         paths.insert(
             path.to_string(),

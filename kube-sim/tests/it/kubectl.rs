@@ -345,3 +345,53 @@ async fn events_and_leases_work_like_the_real_server() {
         "{api}"
     );
 }
+
+/// Secrets and PersistentVolumeClaims as kubectl makes, lists and decodes them.
+#[tokio::test]
+async fn kubectl_makes_secrets_and_claims_like_the_real_server() {
+    let sim = start_sim(&[]);
+    let k = Kubectl {
+        kubeconfig: sim.kubeconfig.clone(),
+    };
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=password=s3cr3t",
+    ]);
+    let shown = k.ok(&["get", "secrets"]);
+    assert!(
+        shown.contains("db") && shown.contains("Opaque") && shown.contains("DATA"),
+        "{shown}"
+    );
+    // Stored base64, as the real server keeps it; kubectl decodes it.
+    let encoded = k.ok(&["get", "secret", "db", "-o", "jsonpath={.data.password}"]);
+    assert_eq!(encoded.trim(), "czNjcjN0");
+    let claim = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+"#;
+    k.ok_in(&["create", "-f", "-"], Some(claim));
+    let claims = k.ok(&["get", "pvc"]);
+    assert!(
+        claims.contains("data") && claims.contains("Bound"),
+        "{claims}"
+    );
+    let bad = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: nosize}
+spec: {accessModes: [ReadWriteOnce]}
+"#;
+    let (ok, _, err) = k.run(&["create", "-f", "-"], Some(bad));
+    assert!(!ok && err.contains("storage"), "{err}");
+    assert!(k.fails(&["get", "pvc", "nosize"]).contains("NotFound"));
+    k.ok(&["delete", "pvc", "data"]);
+    k.ok(&["delete", "secret", "db"]);
+    assert!(k.fails(&["get", "secret", "db"]).contains("NotFound"));
+}
