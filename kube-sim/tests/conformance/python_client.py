@@ -176,6 +176,37 @@ class KubeSimConformance(unittest.TestCase):
             self.core.read_namespaced_config_map("py-cm", "default")
         self.assertEqual(ctx.exception.status, 404)
 
+    def test_secret_data_and_a_claim_that_outlives_its_pod(self):
+        # stringData is folded into base64 data and never read back; type defaults to Opaque.
+        secret = self.core.create_namespaced_secret("default", {
+            "metadata": {"name": "py-secret"}, "stringData": {"token": "s3cr3t"}})
+        self.assertEqual(secret.type, "Opaque")
+        got = self.core.read_namespaced_secret("py-secret", "default")
+        self.assertEqual(got.data, {"token": "czNjcjN0"})
+        self.assertIsNone(got.string_data)
+        self.core.delete_namespaced_secret("py-secret", "default")
+        claim = self.core.create_namespaced_persistent_volume_claim("default", {
+            "metadata": {"name": "py-data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+        self.assertEqual(claim.status.phase, "Bound")
+        mount = {"volumeMounts": [{"name": "d", "mountPath": "/d"}]}
+        volumes = [{"name": "d", "persistentVolumeClaim": {"claimName": "py-data"}}]
+        self.core.create_namespaced_pod("default", {"metadata": {"name": "py-writer"}, "spec": {
+            "containers": [{"name": "c", "image": "local", "command": ["sh", "-c", "echo kept > /d/f; echo written; sleep 3600"], **mount}],
+            "volumes": volumes}})
+        self.ready("py-writer")
+        wait_for("the write", lambda: "written" in self.core.read_namespaced_pod_log("py-writer", "default"))
+        self.core.delete_namespaced_pod("py-writer", "default", grace_period_seconds=0)
+        wait_for("the writer gone", lambda: not any(
+            p.metadata.name == "py-writer" for p in self.core.list_namespaced_pod("default").items))
+        self.core.create_namespaced_pod("default", {"metadata": {"name": "py-reader"}, "spec": {
+            "containers": [{"name": "c", "image": "local", "command": ["sh", "-c", "cat /d/f; sleep 3600"], **mount}],
+            "volumes": volumes}})
+        self.ready("py-reader")
+        self.assertEqual(wait_for("the reader's log", lambda: self.core.read_namespaced_pod_log("py-reader", "default") or None), "kept\n")
+        self.core.delete_namespaced_pod("py-reader", "default", grace_period_seconds=0)
+        self.core.delete_namespaced_persistent_volume_claim("py-data", "default")
+
     def test_expired_watch_is_410(self):
         # The simulator runs with a short history; churn past it, then resume from the start.
         start = self.core.list_namespaced_config_map("default").metadata.resource_version

@@ -24,7 +24,7 @@ fn the_python_client_passes_the_conformance_script() {
     );
     assert!(out.status.success(), "python conformance failed:\n{stderr}");
     assert!(
-        stderr.contains("Ran 6 tests") && stderr.contains("OK"),
+        stderr.contains("Ran 7 tests") && stderr.contains("OK"),
         "{stderr}"
     );
 }
