@@ -192,15 +192,21 @@ pub fn key(template: &Template) -> String {
     format!("{h:016x}")
 }
 
-/// A template version's fingerprint: its spec and annotations.
+/// A template version's fingerprint: its spec and the annotations that shape its pods
+/// (not the pool's size, description or tag: resizing a pool keeps its warm pods).
 fn template_hash(template: &Template) -> String {
     let spec = serde_json::to_string(&template.spec.pod).unwrap_or_default();
-    let rest = serde_json::to_string(&(
-        &template.annotations,
-        &template.spec.labels,
-        &template.spec.annotations,
-    ))
-    .unwrap_or_default();
+    let mut shaping = template.annotations.clone();
+    for cosmetic in [
+        names::WARM_POOL_SIZE_ANNOTATION,
+        names::DESCRIPTION_ANNOTATION,
+        names::TAG_ANNOTATION,
+    ] {
+        shaping.remove(cosmetic);
+    }
+    let rest =
+        serde_json::to_string(&(&shaping, &template.spec.labels, &template.spec.annotations))
+            .unwrap_or_default();
     let h = shared::hash::fnv1a(format!("{spec}\n{rest}").as_bytes());
     format!("{h:016x}")
 }

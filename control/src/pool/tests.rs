@@ -116,6 +116,19 @@ fn a_pool_pod_is_unowned_unroutable_and_gets_its_context_from_a_file() {
             "owner=metadata.annotations['nogoo9/user-sub']"
         ]
     );
+    // Resizing the pool or retitling the template keeps the warm pods.
+    let mut resized = t.clone();
+    resized
+        .annotations
+        .insert("nogoo9/warm-pool-size".into(), "5".into());
+    resized
+        .annotations
+        .insert("nogoo9/description".into(), "bigger".into());
+    let same = pool_pod(Level::Baseline, &resized, "ws").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        annotation(&pod, TEMPLATE_HASH_ANNOTATION),
+        annotation(&same, TEMPLATE_HASH_ANNOTATION)
+    );
     // A new template version is a new fingerprint (its pods are replaced, never given).
     let mut edited = t.clone();
     edited
