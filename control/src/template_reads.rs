@@ -69,6 +69,7 @@ pub async fn list_templates(
             Ok(t) => rows.push(json!({
                 "name": t.name, "namespace": t.namespace, "description": t.description().unwrap_or_default(),
                 "tag": t.tag().unwrap_or_default(), "requiredContext": templates::required_context(&t.annotations),
+                "lifecycle": lifecycle_of(&t.annotations),
             })),
             Err(e) => {
                 tracing::warn!(template = ?cm.metadata.name, error = %e, "skipping an invalid template");
@@ -124,5 +125,18 @@ pub async fn get_template(
             "name": t.name, "namespace": t.namespace, "description": t.description().unwrap_or_default(),
             "tag": t.tag().unwrap_or_default(), "spec": spec, "requiredContext": templates::required_context(&t.annotations),
         }),
+    })
+}
+
+/// What a template says about its workspaces' lifecycle, as written (for people: the UI's
+/// Templates view; `null` for what it does not set).
+fn lifecycle_of(annotations: &std::collections::BTreeMap<String, String>) -> serde_json::Value {
+    let get = |k: &str| annotations.get(k).cloned();
+    json!({
+        "idleTimeout": get(names::IDLE_TIMEOUT_ANNOTATION),
+        "idleAction": get(names::IDLE_ACTION_ANNOTATION),
+        "maxLifetime": get(names::MAX_LIFETIME_ANNOTATION),
+        "wakeOnRequest": get(names::WAKE_ON_REQUEST_ANNOTATION).is_some_and(|v| v == "true"),
+        "warmPoolSize": crate::pool::size(annotations).unwrap_or(0),
     })
 }

@@ -644,7 +644,21 @@ function templateRow(t) {
     cell("Tag", t.tag || "—"),
     cell("Description", t.description || "—"),
     cell("Required context", (t.requiredContext || []).join(", ") || "none"),
+    cell("Lifecycle", lifecycleText(t.lifecycle)),
     actions);
+}
+
+/** A template's lifecycle in a few words: "idle 30m → suspend (wakes) · max 8h · 3 warm". */
+function lifecycleText(l) {
+  if (!l) return "—";
+  const parts = [];
+  if (l.idleTimeout) {
+    const action = l.idleAction === "suspend" ? `suspend${l.wakeOnRequest ? " (wakes)" : ""}` : "stop";
+    parts.push(`idle ${l.idleTimeout} → ${action}`);
+  }
+  if (l.maxLifetime) parts.push(`max ${l.maxLifetime}`);
+  if (l.warmPoolSize) parts.push(`${l.warmPoolSize} warm`);
+  return parts.join(" · ") || "runs until stopped";
 }
 
 async function loadTemplates() {

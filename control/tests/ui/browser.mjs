@@ -160,6 +160,7 @@ try {
   await napRow.getByText("suspended", { exact: true }).waitFor();
   await page.screenshot({ path: `${SHOTS}/suspended.png` });
   await napRow.getByRole("button", { name: "Resume workspace ui-nap" }).click();
+  // (The Templates view says the same of the template, checked below.)
   await page.locator("#banner").getByText("Workspace ui-nap is running again.").waitFor({ timeout: 90000 });
   await napRow.getByText("Running", { exact: true }).waitFor();
   assert.equal(await napRow.getByRole("button", { name: "Resume workspace ui-nap" }).count(), 0, "still offered Resume");
@@ -170,6 +171,7 @@ try {
   step("templates: invalid JSON is refused with where and why");
   await page.getByRole("tab", { name: "Templates" }).click();
   await page.locator('#templates-table tr[data-key="default/node-workspace-template"]').waitFor();
+  await page.locator('#templates-table tr[data-key="default/ui-napping"]').getByText("idle 1s → suspend").waitFor();
   await page.screenshot({ path: `${SHOTS}/templates.png` });
   await page.getByRole("button", { name: "New template" }).click();
   const editor = page.locator("#template-dialog");
