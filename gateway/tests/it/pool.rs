@@ -158,8 +158,8 @@ async fn a_spawn_takes_a_warm_pod_made_before_it_and_never_shares_one() {
     let rows = listed.structured_content.unwrap_or_default()["workspaces"].clone();
     assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
 
-    // The pool refills; three racing spawns take the two warm pods and one cold, none
-    // shared.
+    // The pool refills; three racing spawns take both warm pods (a refill during the race
+    // may add a third) and never share one; whoever finds none left starts cold.
     let warm = eventually("the pool refilled", || pool_ready(&pods, 2)).await;
     let warm_names: BTreeSet<String> = warm.iter().map(name).collect();
     let spawns = futures::future::join_all(["r1", "r2", "r3"].map(|id| {
@@ -172,17 +172,26 @@ async fn a_spawn_takes_a_warm_pod_made_before_it_and_never_shares_one() {
             )
             .await;
             assert_ne!(r.is_error, Some(true), "{}", text(&r));
-            r.structured_content.unwrap_or_default()["podName"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
+            let out = r.structured_content.unwrap_or_default();
+            let pod = out["podName"].as_str().unwrap_or_default().to_string();
+            (pod, out["fromPool"] == true)
         }
     }))
     .await;
-    let distinct: BTreeSet<&String> = spawns.iter().collect();
+    let distinct: BTreeSet<&String> = spawns.iter().map(|(p, _)| p).collect();
     assert_eq!(distinct.len(), 3, "{spawns:?}");
-    let from_pool = spawns.iter().filter(|n| warm_names.contains(*n)).count();
-    assert_eq!(from_pool, 2, "{spawns:?} vs {warm_names:?}");
+    for (pod, pooled) in &spawns {
+        let prefix = if *pooled { "pool-fast-" } else { "ws-alice-" };
+        assert!(pod.starts_with(prefix), "{spawns:?}");
+    }
+    let taken = spawns
+        .iter()
+        .filter(|(p, _)| warm_names.contains(p))
+        .count();
+    assert_eq!(
+        taken, 2,
+        "both warm pods taken: {spawns:?} vs {warm_names:?}"
+    );
     for id in ["r1", "r2", "r3"] {
         let r = get(
             gw.addr,

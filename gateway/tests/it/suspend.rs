@@ -196,6 +196,10 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
             cm.metadata.name
         );
     }
+    eventually("the Suspended event", || async {
+        (events(&evs, "Suspended", "nb").await > 0).then_some(())
+    })
+    .await;
     assert_eq!(events(&evs, "Suspended", "nb").await, 1);
     let listed = call(&alice, "list_workspaces", json!({})).await;
     let rows = listed.structured_content.clone().unwrap_or_default()["workspaces"].clone();
@@ -253,6 +257,11 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
     }))
     .await;
     assert_eq!(woken, [200, 200, 200]);
+    // The event is written after the pod is made, maybe after the first 200.
+    eventually("the Woken event", || async {
+        (events(&evs, "Woken", "nb").await > 0).then_some(())
+    })
+    .await;
     assert_eq!(events(&evs, "Woken", "nb").await, 1, "one wake");
     let second = live_pod(&pods, "nb").await.expect("nb woken");
     assert_ne!(second.metadata.uid, first.metadata.uid, "a new pod");
