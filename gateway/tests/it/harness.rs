@@ -247,3 +247,17 @@ pub async fn lifecycle_pair(
     .await;
     (h, gw)
 }
+
+/// A template ConfigMap: this pod spec, these spawner annotations.
+pub fn template_config_map(
+    name: &str,
+    annotations: serde_json::Value,
+    spec: serde_json::Value,
+) -> k8s_openapi::api::core::v1::ConfigMap {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"nogoo9/pod-template": "true"},
+                     "annotations": annotations},
+        "data": {"spec": spec.to_string()}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"))
+}

@@ -250,12 +250,11 @@ async fn a_slow_start_is_not_idleness() {
     })
     .await;
     let cms: Api<ConfigMap> = Api::namespaced(h.kube().await, "default");
-    let t: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "quick-idle", "labels": {"nogoo9/pod-template": "true"},
-                     "annotations": {"nogoo9/idle-timeout": "1s"}},
-        "data": {"spec": json!({"containers": [{"name": "app", "image": "node:20-alpine"}]}).to_string()}
-    }))
-    .unwrap_or_else(|e| panic!("{e}"));
+    let t = crate::harness::template_config_map(
+        "quick-idle",
+        json!({"nogoo9/idle-timeout": "1s"}),
+        json!({"containers": [{"name": "app", "image": "node:20-alpine"}]}),
+    );
     cms.create(&PostParams::default(), &t)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

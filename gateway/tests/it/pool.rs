@@ -56,12 +56,7 @@ fn template(name: &str, annotations: Value) -> ConfigMap {
             {"name": "app", "image": "node:20-alpine"}
         ]
     });
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"nogoo9/pod-template": "true"},
-                     "annotations": annotations},
-        "data": {"spec": spec.to_string()}
-    }))
-    .unwrap_or_else(|e| panic!("{e}"))
+    crate::harness::template_config_map(name, annotations, spec)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
