@@ -45,6 +45,11 @@ async fn users_cannot_write_templates_or_take_their_powers_inline() {
         ),
         ("nogoo9/init-image", "mallory/init"),
         ("nogoo9/pre-stop-sidecar-image", "mallory/sidecar"),
+        // The lifecycle's template powers are templates' too.
+        ("nogoo9/warm-pool-size", "50"),
+        ("nogoo9/volume-size", "100Ti"),
+        ("nogoo9/wake-on-request", "true"),
+        ("nogoo9/context-delivery", "file"),
     ] {
         refused(
             &sys,
