@@ -20,6 +20,7 @@ pub mod store;
 pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tunnel;
 pub mod wake;
 
 use std::net::SocketAddr;

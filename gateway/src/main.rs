@@ -57,7 +57,8 @@ struct Args {
     /// Seconds a client may stall while sending a request.
     #[arg(long, env = "GATEWAY_DOWNSTREAM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     downstream_timeout_secs: u64,
-    /// Seconds a WebSocket or event stream may sit idle (each direction) before it is closed.
+    /// Seconds a WebSocket (no byte either way) or an event stream may sit idle before it
+    /// is closed.
     #[arg(long, env = "GATEWAY_UPGRADED_IDLE_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     upgraded_idle_timeout_secs: u64,
     /// How long the owner's request to a suspended workspace (with

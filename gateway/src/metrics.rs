@@ -36,6 +36,8 @@ pub struct GatewayMetrics {
     upstream_new: IntCounter,
     table_size: IntGauge,
     table_version: IntGauge,
+    /// Upgraded connections (WebSockets) carried by their own copy loop now.
+    tunnels_open: IntGauge,
     sync_connected: IntGauge,
     sync_staleness: Gauge,
 }
@@ -156,6 +158,11 @@ impl GatewayMetrics {
                 "nocrd9_gateway_route_table_size",
                 "Routes in the table.",
             ),
+            tunnels_open: gauge(
+                &registry,
+                "nocrd9_gateway_tunnels_open",
+                "Upgraded connections (WebSockets) open now.",
+            ),
             table_version: gauge(
                 &registry,
                 "nocrd9_gateway_route_table_version",
@@ -212,6 +219,19 @@ impl GatewayMetrics {
             .iter()
             .position(|r| *r == reason)
             .map_or(0, |i| self.auth_failures[i].get())
+    }
+
+    /// An upgraded connection moved to its copy loop; `false`: one closed.
+    pub fn record_tunnel(&self, opened: bool) {
+        if opened {
+            self.tunnels_open.inc();
+        } else {
+            self.tunnels_open.dec();
+        }
+    }
+
+    pub fn tunnels_open(&self) -> i64 {
+        self.tunnels_open.get()
     }
 
     pub fn record_upstream_connection(&self, reused: bool) {

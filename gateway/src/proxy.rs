@@ -7,7 +7,8 @@
 //! | `upstream_peer` | the pod's address (the port a host named); pooled connections are keyed by pod UID |
 //! | `upstream_request_filter` | the upstream path (prefix and our token gone), `Host` per template, `forwarded::rewrite`, `auth::strip_credentials`, no token in `Referer` |
 //! | `response_filter` | `responses.rs`: `Location`, `Set-Cookie`, credentials for other origins; notes an upgrade |
-//! | `request_body_filter` / `response_body_filter` | activity: WebSocket data frames (not pings) on upgraded connections |
+//! | `request_body_filter` / `response_body_filter` | activity: WebSocket data frames (not pings) on upgraded connections Pingora carries (a tunnel reports its own) |
+//! | `tunnel_upgrades` / `take_upgraded` | after a WebSocket's `101`, both streams go to `tunnel.rs` and this request's task ends |
 //! | `connected_to_upstream` | counts new and reused upstream connections |
 //! | `fail_to_proxy` | `Reject::from_error` (502 / 504, nothing for a departed client) |
 //! | `logging` | one JSON access line and the metrics |
@@ -20,7 +21,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session, UpgradedStream};
 use shared::route::{Route, UpstreamHost};
 
 use crate::access_log;
@@ -34,6 +35,7 @@ use crate::reject::Reject;
 use crate::responses::{self, Rewrite};
 use crate::routing::{self, Routing, Via};
 use crate::store::RouteStore;
+use crate::tunnel::{self, TunnelClose, TunnelEnd, TunnelEvents};
 
 /// How long to wait for a workspace to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,6 +88,9 @@ pub struct RequestCtx {
     slot: Option<Slot>,
     /// The upstream switched protocols (101): body bytes are WebSocket frames.
     upgraded: bool,
+    /// The upgraded connection went to its own copy loop (`tunnel.rs`), which writes the
+    /// access and audit lines when it closes.
+    tunneled: bool,
 }
 
 impl GatewayProxy {
@@ -188,6 +193,7 @@ impl ProxyHttp for GatewayProxy {
             long_lived: false,
             slot: None,
             upgraded: false,
+            tunneled: false,
         }
     }
 
@@ -408,55 +414,163 @@ impl ProxyHttp for GatewayProxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         self.metrics.record(status, ctx.reject, elapsed);
-        if let (Some(audit), Some(route)) = (&self.audit, &ctx.route) {
-            let mut f = serde_json::Map::new();
-            f.insert(
-                "subject".into(),
-                serde_json::json!(ctx.seen.identity.as_ref().map(|i| &*i.sub)),
-            );
-            f.insert(
-                "workspace".into(),
-                serde_json::json!(route.workspace_id.as_str()),
-            );
-            f.insert("pod".into(), serde_json::json!(route.pod_uid));
-            f.insert(
-                "kind".into(),
-                serde_json::json!(if ctx.upgraded { "websocket" } else { "http" }),
-            );
-            f.insert(
-                "method".into(),
-                serde_json::json!(session.req_header().method.as_str()),
-            );
-            f.insert(
-                "start".into(),
-                serde_json::json!(shared::time::rfc3339(ctx.started_at)),
-            );
-            f.insert("end".into(), serde_json::json!(shared::time::rfc3339_now()));
-            f.insert("status".into(), serde_json::json!(status));
-            f.insert(
-                "bytesIn".into(),
-                serde_json::json!(session.as_downstream().body_bytes_read()),
-            );
-            f.insert(
-                "bytesOut".into(),
-                serde_json::json!(session.as_downstream().body_bytes_sent()),
-            );
-            audit.record("proxied_session", f);
+        if ctx.tunneled {
+            // the tunnel reports the session when it closes
+            return;
         }
-        // Never the query string (it may carry a token), never headers or cookies.
-        if access_log::enabled() {
-            access_log::record(&access_log::Entry {
+        let downstream = session.as_downstream();
+        write_session(
+            self.audit.as_ref(),
+            &SessionLine {
                 method: session.req_header().method.as_str(),
-                workspace_id: ctx.seen.workspace.as_ref().map_or("-", |w| w.as_str()),
+                ctx,
                 status,
-                error: ctx.reject.map_or("-", Reject::reason),
-                auth_reason: ctx.seen.auth_reason.unwrap_or("-"),
-                upstream: ctx.route.as_ref().and_then(|r| r.upstream()),
-                duration_ms: elapsed.as_secs_f64() * 1000.0,
-                bytes: session.as_downstream().body_bytes_sent(),
+                bytes_in: downstream.body_bytes_read() as u64,
+                bytes_out: downstream.body_bytes_sent() as u64,
                 cause: e.map(|e| e.etype().as_str()).unwrap_or("-"),
-            });
+            },
+        );
+    }
+
+    fn tunnel_upgrades(&self, _session: &Session, ctx: &RequestCtx) -> bool {
+        ctx.route.is_some()
+    }
+
+    fn take_upgraded(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        client: UpgradedStream,
+        upstream: UpgradedStream,
+    ) {
+        let Some(route) = ctx.route.clone() else {
+            return; // not ours to carry: dropping the streams closes the connection
+        };
+        ctx.tunneled = true;
+        self.metrics.record_tunnel(true);
+        let report = TunnelReport {
+            metrics: self.metrics.clone(),
+            activity: self.activity.clone(),
+            audit: self.audit.clone(),
+            method: session.req_header().method.clone(),
+            ctx: RequestCtx {
+                started: ctx.started,
+                started_at: ctx.started_at,
+                seen: std::mem::take(&mut ctx.seen),
+                route: Some(route),
+                upstream_path: None,
+                via: ctx.via,
+                port: ctx.port,
+                html: false,
+                reject: ctx.reject,
+                long_lived: true,
+                slot: ctx.slot.take(),
+                upgraded: true,
+                tunneled: true,
+            },
+        };
+        tokio::spawn(tunnel::run(
+            (client.stream, client.early),
+            (upstream.stream, upstream.early),
+            Some(self.limits.upgraded_idle_timeout),
+            Box::new(report),
+        ));
+    }
+}
+
+/// What one finished session's access-log and audit lines say.
+struct SessionLine<'a> {
+    method: &'a str,
+    ctx: &'a RequestCtx,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+    cause: &'a str,
+}
+
+/// The audit line (`--audit-log`) and the access-log line of a finished session. Never the
+/// query string (it may carry a token), never headers or cookies.
+fn write_session(audit: Option<&shared::audit::AuditLog>, line: &SessionLine<'_>) {
+    let ctx = line.ctx;
+    if let (Some(audit), Some(route)) = (audit, &ctx.route) {
+        let mut f = serde_json::Map::new();
+        f.insert(
+            "subject".into(),
+            serde_json::json!(ctx.seen.identity.as_ref().map(|i| &*i.sub)),
+        );
+        f.insert(
+            "workspace".into(),
+            serde_json::json!(route.workspace_id.as_str()),
+        );
+        f.insert("pod".into(), serde_json::json!(route.pod_uid));
+        f.insert(
+            "kind".into(),
+            serde_json::json!(if ctx.upgraded { "websocket" } else { "http" }),
+        );
+        f.insert("method".into(), serde_json::json!(line.method));
+        f.insert(
+            "start".into(),
+            serde_json::json!(shared::time::rfc3339(ctx.started_at)),
+        );
+        f.insert("end".into(), serde_json::json!(shared::time::rfc3339_now()));
+        f.insert("status".into(), serde_json::json!(line.status));
+        f.insert("bytesIn".into(), serde_json::json!(line.bytes_in));
+        f.insert("bytesOut".into(), serde_json::json!(line.bytes_out));
+        audit.record("proxied_session", f);
+    }
+    if access_log::enabled() {
+        access_log::record(&access_log::Entry {
+            method: line.method,
+            workspace_id: ctx.seen.workspace.as_ref().map_or("-", |w| w.as_str()),
+            status: line.status,
+            error: ctx.reject.map_or("-", Reject::reason),
+            auth_reason: ctx.seen.auth_reason.unwrap_or("-"),
+            upstream: ctx.route.as_ref().and_then(|r| r.upstream()),
+            duration_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+            bytes: line.bytes_out as usize,
+            cause: line.cause,
+        });
+    }
+}
+
+/// What a WebSocket's own copy loop reports to: data frames are activity (as
+/// `note_frames` does for connections Pingora carries), and at the end the session's lines.
+/// Holds the request's context, so its place under the workspace's connection cap is given
+/// back only when the tunnel closes.
+struct TunnelReport {
+    metrics: Arc<GatewayMetrics>,
+    activity: Arc<shared::activity::ActivityLog>,
+    audit: Option<shared::audit::AuditLog>,
+    method: http::Method,
+    ctx: RequestCtx,
+}
+
+impl TunnelEvents for TunnelReport {
+    fn on_data(&mut self, _from_client: bool, chunk: &[u8]) {
+        if let Some(route) = &self.ctx.route
+            && is_websocket_data(chunk)
+        {
+            self.activity
+                .record(&route.workspace_id, &route.pod_uid, now_ms());
         }
+    }
+
+    fn on_end(&mut self, end: &TunnelEnd) {
+        self.metrics.record_tunnel(false);
+        write_session(
+            self.audit.as_ref(),
+            &SessionLine {
+                method: self.method.as_str(),
+                ctx: &self.ctx,
+                status: 101,
+                bytes_in: end.bytes_from_client,
+                bytes_out: end.bytes_to_client,
+                cause: match end.close {
+                    TunnelClose::Closed => "-",
+                    other => other.as_str(),
+                },
+            },
+        );
     }
 }
 

@@ -221,3 +221,90 @@ async fn websockets_are_exact_keep_early_bytes_and_negotiate_subprotocols() {
     stop.cancel();
     ctl.stop.cancel();
 }
+
+/// WebSockets leave Pingora's request task after their 101 and are carried by the
+/// gateway's own copy loop (`tunnel.rs`): the gauge counts them while they are open,
+/// each closes when its client closes, and one idle past the upgraded idle timeout is
+/// closed by the gateway while one that keeps talking stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_websockets_run_in_their_own_tunnel_and_close_when_either_side_does() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ctl = control();
+    let up = echo_upstream().await;
+    let gw = TestGateway::start_with(
+        &ctl.socket,
+        crate::harness::Options {
+            limits: gateway::limits::Limits {
+                upgraded_idle_timeout: Duration::from_secs(2),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    publish(&ctl, vec![route("held", up, None)]).await;
+    let url = format!("ws://{}/route/held/socket", gw.addr);
+    let mut held = Vec::new();
+    for i in 0..20 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open {i}: {e}"));
+        ws.send(Message::text(format!("hello {i}")))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => assert_eq!(t.as_str(), format!("hello {i}")),
+            other => panic!("no echo on {i}: {other:?}"),
+        }
+        held.push(ws);
+    }
+    assert_eq!(gw.metrics.tunnels_open(), 20, "every WebSocket in a tunnel");
+
+    // Clients closing: their tunnels end.
+    for mut ws in held.drain(10..) {
+        ws.close(None).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    shared::testkit::eventually("ten tunnels closed", Duration::from_secs(10), || {
+        gw.metrics.tunnels_open() == 10
+    })
+    .await;
+
+    // Idle ones are closed by the gateway; one kept busy (a frame every 500 ms, well
+    // inside the 2 s idle timeout) outlives them.
+    let mut busy = held.pop().unwrap_or_else(|| panic!("held"));
+    let keep_busy = tokio::spawn(async move {
+        for n in 0..12 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if busy.send(Message::text(format!("{n}"))).await.is_err() {
+                return Err(format!("send {n} failed"));
+            }
+            match tokio::time::timeout(Duration::from_secs(5), busy.next()).await {
+                Ok(Some(Ok(Message::Text(_)))) => {}
+                other => return Err(format!("frame {n}: {other:?}")),
+            }
+        }
+        Ok(busy)
+    });
+    for mut ws in held.drain(..) {
+        let end = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => return other.map(|m| m.is_ok()),
+                }
+            }
+        })
+        .await;
+        assert!(end.is_ok(), "an idle WebSocket was left open");
+    }
+    let busy = keep_busy
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("the busy WebSocket was cut: {e}"));
+    drop(busy);
+    shared::testkit::eventually("every tunnel closed", Duration::from_secs(10), || {
+        gw.metrics.tunnels_open() == 0
+    })
+    .await;
+    ctl.stop.cancel();
+}

@@ -126,6 +126,24 @@ where
             }
         }
 
+        // nocrd9 patch: a bodiless HTTP/1 upgrade (a WebSocket) is answered in sequence and,
+        // once its 101 went downstream, handed to `ProxyHttp::take_upgraded`.
+        let mut first_upstream_task = None;
+        if session.is_upgrade_req()
+            && session.downstream_session.as_http1().is_some()
+            && session.is_body_empty()
+            && !session.cache.enabled()
+            && self.inner.tunnel_upgrades(session, ctx)
+        {
+            match self
+                .upgrade_into_tunnel(session, client_session, ctx)
+                .await
+            {
+                UpgradeOutcome::Done(result) => return result,
+                UpgradeOutcome::NotUpgraded(task) => first_upstream_task = Some(task),
+            }
+        }
+
         let mut downstream_custom_message_writer = session
             .downstream_session
             .as_custom_mut()
@@ -141,6 +159,18 @@ where
 
         let (tx_upstream, rx_upstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
         let (tx_downstream, rx_downstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
+        // nocrd9 patch: the answer to an upgrade that was read but not an upgrade goes
+        // through the usual path first
+        let response_head_done = first_upstream_task.as_ref().map(|t| t.is_end());
+        if let Some(task) = first_upstream_task {
+            if tx_upstream.try_send(task).is_err() {
+                return (
+                    false,
+                    false,
+                    Some(Error::explain(InternalError, "queueing the upstream response head")),
+                );
+            }
+        }
 
         session.as_mut().enable_retry_buffering();
 
@@ -159,7 +189,13 @@ where
                 &mut downstream_custom_message_reader,
                 pipe_state.clone(),
             ),
-            self.proxy_handle_upstream(client_session, tx_upstream, rx_downstream, pipe_state),
+            self.proxy_handle_upstream(
+                client_session,
+                tx_upstream,
+                rx_downstream,
+                pipe_state,
+                response_head_done
+            ),
         );
 
         if let Some(custom_session) = session.downstream_session.as_custom_mut() {
@@ -189,6 +225,66 @@ where
             }
             Err(e) => (false, false, Some(e)),
         }
+    }
+
+    /// nocrd9 patch: reads the answer to a bodiless upgrade request; a `101` goes through the
+    /// response filters and downstream, then both streams go to `ProxyHttp::take_upgraded`
+    /// and this request is done. Any other answer is handed back for the usual path.
+    async fn upgrade_into_tunnel(
+        &self,
+        session: &mut Session,
+        client_session: &mut HttpSessionV1,
+        ctx: &mut SV::CTX,
+    ) -> UpgradeOutcome
+    where
+        SV: ProxyHttp + Send + Sync,
+        SV::CTX: Send + Sync,
+    {
+        let task = match client_session.read_response_task().await {
+            Ok(task) => task,
+            Err(e) => return UpgradeOutcome::Done((false, false, Some(e.into_up()))),
+        };
+        if !(matches!(task, HttpTask::Header(..)) && client_session.was_upgraded()) {
+            return UpgradeOutcome::NotUpgraded(task);
+        }
+        // the same filters and write as the usual downstream half, for this one task
+        let (no_more_tasks, mut rx) = mpsc::channel::<HttpTask>(1);
+        drop(no_more_tasks);
+        let written = self
+            .process_upstream_tasks(
+                session,
+                ctx,
+                task,
+                &mut rx,
+                &mut ServeFromCache::new(),
+                &mut RangeBodyFilter::new(),
+                &mut ResponseStateMachine::new(),
+            )
+            .await;
+        if let Err(e) = written {
+            return UpgradeOutcome::Done((false, false, Some(e)));
+        }
+        let down = session
+            .downstream_session
+            .as_http1_mut()
+            .and_then(|s| s.take_upgraded_stream());
+        let (Some(down), Some(up)) = (down, client_session.take_upgraded_stream()) else {
+            // a filter answered something other than the 101: nothing more to carry
+            return UpgradeOutcome::Done((false, false, None));
+        };
+        self.inner.take_upgraded(
+            session,
+            ctx,
+            UpgradedStream {
+                stream: down.0,
+                early: down.1,
+            },
+            UpgradedStream {
+                stream: up.0,
+                early: up.1,
+            },
+        );
+        UpgradeOutcome::Done((false, false, None))
     }
 
     pub(crate) async fn proxy_to_h1_upstream(
@@ -251,13 +347,15 @@ where
         tx: mpsc::Sender<HttpTask>,
         mut rx: mpsc::Receiver<HttpTask>,
         pipe_state: Arc<AtomicU8>,
+        // nocrd9 patch: `Some(end)` when the response head was already read and queued
+        response_head_done: Option<bool>,
     ) -> Result<bool>
     where
         SV: ProxyHttp + Send + Sync,
         SV::CTX: Send + Sync,
     {
         let mut request_done = false;
-        let mut response_done = false;
+        let mut response_done = response_head_done.unwrap_or(false);
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
@@ -1277,4 +1375,12 @@ mod tests {
         assert_eq!(err.etype(), &InvalidHTTPHeader);
         assert_eq!(err.esource(), &ErrorSource::Upstream);
     }
+}
+
+/// nocrd9 patch: what [`HttpProxy::upgrade_into_tunnel`] did.
+enum UpgradeOutcome {
+    /// The request is over (tunnelled, or failed): what `proxy_1to1` returns.
+    Done((bool, bool, Option<Box<Error>>)),
+    /// The upstream did not upgrade; its first answer, for the usual path.
+    NotUpgraded(HttpTask),
 }

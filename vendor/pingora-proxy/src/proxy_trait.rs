@@ -689,6 +689,29 @@ pub trait ProxyHttp {
         error.is_some_and(|e| e.esource() == &ErrorSource::Upstream)
     }
 
+    /// nocrd9 patch: whether a bodiless HTTP/1 upgrade request (a WebSocket) is handed over,
+    /// once its `101` has gone downstream, to [`Self::take_upgraded`] instead of being
+    /// carried by this request's task. The task, its buffers and its state then end right
+    /// after the handshake. Response filters run on the `101` as usual; body filters never
+    /// see the upgraded bytes; [`Self::logging`] runs when the handshake is done.
+    fn tunnel_upgrades(&self, _session: &Session, _ctx: &Self::CTX) -> bool {
+        false
+    }
+
+    /// nocrd9 patch: takes over an upgraded connection (see [`Self::tunnel_upgrades`]): the
+    /// client's and the upstream's streams, each with the bytes already read from it past
+    /// the handshake. Called after the `101` went downstream (it may still sit in the
+    /// client stream's write buffer: flush it), before [`Self::logging`]. Dropping the
+    /// streams closes the connection.
+    fn take_upgraded(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+        _client: UpgradedStream,
+        _upstream: UpgradedStream,
+    ) {
+    }
+
     /// This filter is called when the request just established or reused a connection to the upstream
     ///
     /// This filter allows user to log timing and connection related info.
@@ -754,4 +777,11 @@ pub trait ProxyHttp {
 pub struct FailToProxy {
     pub error_code: u16,
     pub can_reuse_downstream: bool,
+}
+
+/// nocrd9 patch: one side of an upgraded connection handed to [`ProxyHttp::take_upgraded`].
+pub struct UpgradedStream {
+    pub stream: pingora_core::protocols::Stream,
+    /// Bytes read from `stream` past the handshake, not yet passed on: they go first.
+    pub early: bytes::BytesMut,
 }

@@ -718,6 +718,14 @@ impl Session {
         }
     }
 
+    /// nocrd9 patch: the HTTP/1 session, mutably (to take an upgraded stream over).
+    pub fn as_http1_mut(&mut self) -> Option<&mut SessionV1> {
+        match self {
+            Self::H1(s) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn as_http2(&self) -> Option<&SessionV2> {
         match self {
             Self::H1(_) => None,

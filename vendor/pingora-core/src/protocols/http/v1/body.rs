@@ -313,6 +313,27 @@ impl BodyReader {
         self.body_state = PS::UntilClose(0);
     }
 
+    /// nocrd9 patch: the bytes of a close-delimited (upgraded) body that were read off the
+    /// stream but not handed out yet, for a caller that takes the stream over (see
+    /// `take_upgraded_stream` on the client and server sessions). Empty otherwise.
+    pub fn take_unread_close_delimited(&mut self) -> BytesMut {
+        if !matches!(self.body_state, PS::UntilClose(_)) {
+            return BytesMut::new();
+        }
+        let n = std::mem::take(&mut self.rewind_buf_len);
+        let mut unread = match self.body_buf.take() {
+            Some(mut buf) if n > 0 => {
+                buf.truncate(n);
+                buf
+            }
+            _ => BytesMut::new(),
+        };
+        if let Some(more) = self.body_buf_overread.take() {
+            unread.extend_from_slice(&more);
+        }
+        unread
+    }
+
     pub fn get_body(&self, buf_ref: &BufRef) -> &[u8] {
         // TODO: these get_*() could panic. handle them better
         buf_ref.get(self.body_buf.as_ref().unwrap())

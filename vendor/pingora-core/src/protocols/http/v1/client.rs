@@ -874,6 +874,23 @@ impl HttpSession {
         &self.underlying_stream
     }
 
+    /// nocrd9 patch: take the stream of an upgraded (`101`) connection out of this session,
+    /// with the bytes already read from it past the `101` handshake, so that a small copy
+    /// loop can carry the tunnel while this session (and the task that owns it) ends. The
+    /// session is left on an empty in-memory stream and will not be reused. `None` unless
+    /// the connection was upgraded. Buffered writes are not flushed: the caller flushes.
+    pub fn take_upgraded_stream(&mut self) -> Option<(Stream, BytesMut)> {
+        if !self.upgraded {
+            return None;
+        }
+        let unread = self.body_reader.take_unread_close_delimited();
+        let stream = std::mem::replace(
+            &mut self.underlying_stream,
+            Box::new(std::io::Cursor::new(Vec::<u8>::new())),
+        );
+        Some((stream, unread))
+    }
+
     /// Consume `self`, the underlying [Stream] will be returned and can be used
     /// directly, for example, in the case of HTTP upgrade. It is not flushed
     /// prior to being returned.
