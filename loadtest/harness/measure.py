@@ -184,13 +184,14 @@ def wrk(url, lua, seconds, connections=64, cpu=0):
 
 
 def measured_run(url, lua, pids, seconds, warmup, status_url=None, gate=True):
-    """A quiet machine, a warm-up, then at once one measured wrk run with the proxy's CPU,
-    RSS and new upstream connections over exactly that run. The gate comes before the
-    warm-up: waiting for quiet between the two let the origin (keepalive_timeout 5 s)
-    close the pooled connections the warm-up made, so the run reconnected them."""
-    gate = quiet_gate(max_wait=30, busy_limit=0.15) if gate else {"busy": -1, "rustc": False, "quiet": None}
+    """Warm-up, then one measured wrk run with the proxy's CPU, RSS and new upstream
+    connections over exactly that run. The quiet-machine gate sits between the two so the
+    control plane's work caused by the warm-up (activity reports) is done before the run;
+    the origin keeps idle connections longer than the gate waits, so the warmed pool
+    survives it."""
     if warmup:
         wrk(url, lua, warmup)
+    gate = quiet_gate(max_wait=30, busy_limit=0.15) if gate else {"busy": -1, "rustc": False, "quiet": None}
     acc0 = origin_accepts(status_url) if status_url else (0, 0)
     c0 = cpu_ticks(pids)
     r = wrk(url, lua, seconds)

@@ -22,7 +22,8 @@ error_log {d}/origin.err warn;
 events {{ worker_connections 18000; }}
 http {{
   access_log off;
-  keepalive_timeout 5s;
+  # longer than the quiet-machine gate may wait between a warm-up and its measured run
+  keepalive_timeout 65s;
   keepalive_requests 1000000;
   server {{
     listen 0.0.0.0:{ORIGIN_PORT} backlog=4096;
