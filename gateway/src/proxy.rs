@@ -443,9 +443,15 @@ impl ProxyHttp for GatewayProxy {
         client: UpgradedStream,
         upstream: UpgradedStream,
     ) {
-        let Some(route) = ctx.route.clone() else {
+        if ctx.route.is_none() {
             return; // not ours to carry: dropping the streams closes the connection
-        };
+        }
+        // The whole context moves into the tunnel (its connection slot with it); what stays
+        // is what `logging` reads for the handshake's metrics.
+        let mut moved = std::mem::replace(ctx, self.new_ctx());
+        moved.tunneled = true;
+        ctx.started = moved.started;
+        ctx.reject = moved.reject;
         ctx.tunneled = true;
         self.metrics.record_tunnel(true);
         let report = TunnelReport {
@@ -453,21 +459,7 @@ impl ProxyHttp for GatewayProxy {
             activity: self.activity.clone(),
             audit: self.audit.clone(),
             method: session.req_header().method.clone(),
-            ctx: RequestCtx {
-                started: ctx.started,
-                started_at: ctx.started_at,
-                seen: std::mem::take(&mut ctx.seen),
-                route: Some(route),
-                upstream_path: None,
-                via: ctx.via,
-                port: ctx.port,
-                html: false,
-                reject: ctx.reject,
-                long_lived: true,
-                slot: ctx.slot.take(),
-                upgraded: true,
-                tunneled: true,
-            },
+            ctx: moved,
         };
         tokio::spawn(tunnel::run(
             (client.stream, client.early),
