@@ -82,10 +82,18 @@ fn random_secret() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// A loopback port free now and not in `taken`: a port bound and released here can come
+/// back from the next port-0 bind, and two listeners on one port would share its traffic.
+fn free_port(taken: &[u16]) -> anyhow::Result<u16> {
+    for _ in 0..16 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if !taken.contains(&port) {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free loopback port apart from {taken:?}")
 }
 
 /// `nocrd9-gateway` next to this binary, or `NOCRD9_GATEWAY_BIN`.
@@ -125,7 +133,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
         .context("seeding the example template")?;
 
     let gateway_port = if dev.gateway_port == 0 {
-        free_port()?
+        free_port(&[])?
     } else {
         dev.gateway_port
     };
@@ -167,7 +175,7 @@ pub async fn run(dev: DevArgs) -> anyhow::Result<()> {
             "--listen",
             &format!("127.0.0.1:{gateway_port}"),
             "--admin-listen",
-            &format!("127.0.0.1:{}", free_port()?),
+            &format!("127.0.0.1:{}", free_port(&[gateway_port])?),
             "--gateway-id",
             "dev",
             "--workspace-domain",

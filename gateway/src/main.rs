@@ -107,6 +107,13 @@ struct Args {
 
 /// Watches for this process being re-parented (its parent exited) and then asks for a
 /// fast shutdown, the way Ctrl-C would.
+/// Whether two listen addresses would bind one port (port 0 picks a fresh one each time).
+fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 fn exit_with_parent() {
     let parent = std::os::unix::process::parent_id();
     let _ = std::thread::Builder::new()
@@ -204,6 +211,15 @@ fn main() -> ExitCode {
             ("--admin-listen", args.admin_listen),
         ]
     };
+    // The admin listener binds with SO_REUSEPORT (for upgrades), so on the proxy's own
+    // port it could take a share of the proxy's connections instead of failing.
+    if listeners_overlap(args.listen, args.admin_listen) {
+        eprintln!(
+            "nocrd9-gateway: --admin-listen {} uses the same port as --listen {}",
+            args.admin_listen, args.listen
+        );
+        return ExitCode::from(2);
+    }
     for (what, addr) in to_check {
         if let Err(e) = std::net::TcpListener::bind(addr) {
             eprintln!("nocrd9-gateway: cannot bind {what} {addr}: {e}");

@@ -37,13 +37,7 @@ impl ShutdownSignalWatch for StopSignal {
     }
 }
 
-/// A free loopback port: reserved, then released for the gateway to bind.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use shared::testkit::free_port;
 
 /// What a test gateway runs with beyond the defaults.
 #[derive(Default, Clone)]

@@ -71,6 +71,10 @@ fn bad_flags_and_busy_addresses_exit_2() {
             ],
             "cannot bind --admin-listen",
         ),
+        (
+            vec!["--listen", "127.0.0.1:9", "--admin-listen", "0.0.0.0:9"],
+            "--admin-listen 0.0.0.0:9 uses the same port as --listen 127.0.0.1:9",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_nocrd9-gateway"))
             .args(&args)

@@ -29,6 +29,7 @@ use kube::api::ListParams;
 use kube_sim::{Sim, SimConfig};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
+use shared::testkit::free_port;
 
 use crate::harness::{Client, call, client, text};
 
@@ -46,13 +47,6 @@ fn gateway_bin() -> PathBuf {
     std::env::var_os("HOSTILE_GATEWAY_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| nocrd9_bin().with_file_name("nocrd9-gateway"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// One `nocrd9` process.
