@@ -471,10 +471,16 @@ class Suite:
         hold = subprocess.Popen(["taskset", "-c", "0"] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
         open_secs = self.args.ws_connections / rate
-        time.sleep(open_secs + self.args.ws_hold / 2)
-        rss_mid = measure.rss_kib([gw_pid])
-        fds_mid = len(os.listdir(f"/proc/{gw_pid}/fd"))
-        out, err = hold.communicate(timeout=open_secs + self.args.ws_hold + 90)
+        try:
+            time.sleep(open_secs + self.args.ws_hold / 2)
+            rss_mid = measure.rss_kib([gw_pid])
+            fds_mid = len(os.listdir(f"/proc/{gw_pid}/fd"))
+            out, err = hold.communicate(timeout=open_secs + self.args.ws_hold + 90)
+        except BaseException:
+            # Not one of self.procs: stop it here when the suite is cut short.
+            os.killpg(hold.pid, signal.SIGKILL)
+            hold.wait()
+            raise
         rep = json.loads(out.decode().strip().splitlines()[-1])
         rss_after = measure.rss_kib([gw_pid])
         rep.update({"rss_before_kib": rss0, "rss_held_kib": rss_mid, "rss_after_kib": rss_after,
@@ -498,12 +504,12 @@ class Suite:
         self.start_origin()
         self.start_cluster()
         self.start_gateways()
-        for n in sorted(set(a.scale + [a.main_n])):
+        for n, is_scale_point, is_main in plan(a):
             self.grow_to(n)
-            if n in a.scale:
+            if is_scale_point:
                 log(f"scale point N={n}")
                 self.scale_point(n)
-            if n == a.main_n:
+            if is_main:
                 if "main" in a.blocks:
                     self.main_block()
                 if "two-cores" in a.blocks:
@@ -516,6 +522,26 @@ class Suite:
                     self.control_kill_block()
         if "websockets" in a.blocks:
             self.websocket_block()
+
+
+MAIN_N_BLOCKS = ("main", "two-cores", "churn", "propagation", "control-kill")
+
+
+def plan(a):
+    """The route counts the suite grows to, in order, each with whether it is a scale point
+    and whether the main-N blocks run there. Only the blocks asked for make the table grow:
+    `--blocks main` stops at --main-n instead of creating 100,000 pods for scale points."""
+    scale = a.scale if "scale" in a.blocks else []
+    main = [a.main_n] if any(b in a.blocks for b in MAIN_N_BLOCKS) else []
+    return [(n, n in scale, n in main) for n in sorted(set(scale + main))]
+
+
+def stop_on_sigterm():
+    """SIGTERM (a CI timeout, `kill`) ends the suite like Ctrl-C does: the exception unwinds
+    through main's `finally`, which stops every process the suite started."""
+    def terminated(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, terminated)
 
 
 def machine():
@@ -559,7 +585,9 @@ def parse():
     p.add_argument("--upstream-pool-size", type=int, default=0,
                    help="the gateways' --upstream-pool-size (0: their default)")
     p.add_argument("--blocks", type=lambda s: s.split(","),
-                   default=["main", "two-cores", "churn", "propagation", "control-kill", "websockets"])
+                   default=["scale", "main", "two-cores", "churn", "propagation", "control-kill", "websockets"],
+                   help="comma-separated: scale (the N points of --scale), main, two-cores, churn, "
+                        "propagation, control-kill (at --main-n), websockets")
     p.add_argument("--skip-peers", action="store_true", help="only our gateway in the main block")
     p.add_argument("--max-minutes", type=int, default=60, help="hard stop for the whole suite")
     p.add_argument("--out", default=os.path.join(ROOT, "loadtest", "results"))
@@ -581,6 +609,7 @@ def main():
     def alarm(*_):
         raise TimeoutError(f"the suite hit its {args.max_minutes}-minute limit")
     signal.signal(signal.SIGALRM, alarm)
+    stop_on_sigterm()
     signal.alarm(args.max_minutes * 60)
     suite = Suite(args)
     started = time.time()

@@ -15,6 +15,7 @@ import cluster  # noqa: E402
 import measure  # noqa: E402
 import peers  # noqa: E402
 import report  # noqa: E402
+import suite  # noqa: E402
 
 def read(path):
     with open(path) as f:
@@ -98,6 +99,29 @@ class Harness(unittest.TestCase):
         self.assertIn("Note: a note", md)
         self.assertIn("1/1 passed", md)
         self.assertTrue(svg.startswith("<svg"))
+
+    def test_only_the_blocks_asked_for_grow_the_table(self):
+        def plan(blocks, scale=(10, 1000, 100000), main_n=1000):
+            return suite.plan(mock.Mock(blocks=blocks, scale=list(scale), main_n=main_n))
+        every = ["scale", "main", "two-cores", "churn", "propagation", "control-kill", "websockets"]
+        self.assertEqual(plan(every), [(10, True, False), (1000, True, True), (100000, True, False)])
+        self.assertEqual(plan(["main"]), [(1000, False, True)], "no scale points: no 100,000 pods")
+        self.assertEqual(plan(["scale"], main_n=500), [(10, True, False), (1000, True, False), (100000, True, False)])
+        self.assertEqual(plan(["churn", "scale"], main_n=500),
+                         [(10, True, False), (500, False, True), (1000, True, False), (100000, True, False)])
+        self.assertEqual(plan(["websockets"]), [])
+
+    def test_sigterm_unwinds_like_ctrl_c(self):
+        import signal
+        before = signal.getsignal(signal.SIGTERM)
+        try:
+            suite.stop_on_sigterm()
+            with self.assertRaises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(100):  # the handler runs between bytecodes
+                    pass
+        finally:
+            signal.signal(signal.SIGTERM, before)
 
     def test_the_suite_refuses_to_start_without_its_binaries(self):
         env = dict(os.environ, PATH=os.environ.get("PATH", ""))
