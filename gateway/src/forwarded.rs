@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
 /// Headers only the gateway may set.
@@ -45,10 +45,18 @@ fn is_reserved(name: &str) -> bool {
     })
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
 /// Replaces every reserved header of `up` (and any spelling of one) with what `f` says.
+/// Runs on every proxied request: the names are made once (inserting by `&str` parses
+/// and copies each name again), and only the caller-specific values are allocated.
 pub fn rewrite(up: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
     if up.headers.keys().any(|k| is_reserved(k.as_str())) {
-        let spellings: Vec<http::HeaderName> = up
+        let spellings: Vec<HeaderName> = up
             .headers
             .keys()
             .filter(|k| is_reserved(k.as_str()))
@@ -59,19 +67,68 @@ pub fn rewrite(up: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()>
         }
     }
     if let Some(ip) = f.client_ip {
-        up.insert_header("x-forwarded-for", ip.to_string())?;
+        up.insert_header_name(&X_FORWARDED_FOR, "x-forwarded-for", ip_value(ip));
     }
-    up.insert_header("x-forwarded-proto", if f.tls { "https" } else { "http" })?;
+    let proto = HeaderValue::from_static(if f.tls { "https" } else { "http" });
+    up.insert_header_name(&X_FORWARDED_PROTO, "x-forwarded-proto", proto);
     if let Some(user) = f.user {
-        up.insert_header("x-forwarded-user", user)?;
+        up.insert_header_name(&X_FORWARDED_USER, "x-forwarded-user", value(user)?);
     }
     if let Some(host) = f.host {
-        up.insert_header("x-forwarded-host", host.clone())?;
+        up.insert_header_name(&X_FORWARDED_HOST, "x-forwarded-host", host.clone());
     }
     if let Some(prefix) = f.prefix {
-        up.insert_header("x-forwarded-prefix", prefix)?;
+        up.insert_header_name(&X_FORWARDED_PREFIX, "x-forwarded-prefix", value(prefix)?);
     }
     Ok(())
+}
+
+fn value(text: &str) -> pingora::Result<HeaderValue> {
+    HeaderValue::from_str(text).map_err(|e| {
+        pingora::Error::because(
+            pingora::ErrorType::InvalidHTTPHeader,
+            "a forwarded header",
+            e,
+        )
+    })
+}
+
+/// An address as a header value: one allocation (the value), no formatter for IPv4.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    let mut buf = [0u8; 48];
+    let len =
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut len = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[len] = b'.';
+                        len += 1;
+                    }
+                    for digit in [octet / 100, octet / 10 % 10, octet % 10].into_iter().skip(
+                        if octet >= 100 {
+                            0
+                        } else if octet >= 10 {
+                            1
+                        } else {
+                            2
+                        },
+                    ) {
+                        buf[len] = b'0' + digit;
+                        len += 1;
+                    }
+                }
+                len
+            }
+            IpAddr::V6(v6) => {
+                use std::io::Write;
+                let mut cursor = std::io::Cursor::new(&mut buf[..]);
+                // The longest IPv6 text is 45 bytes: the write cannot fail.
+                let _ = write!(cursor, "{v6}");
+                cursor.position() as usize
+            }
+        };
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]
@@ -84,6 +141,25 @@ mod tests {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect()
+    }
+
+    #[test]
+    fn addresses_are_written_as_text() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "127.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let parsed: IpAddr = ip.parse().expect("address");
+            assert_eq!(
+                ip_value(parsed).to_str().ok(),
+                Some(parsed.to_string().as_str())
+            );
+        }
     }
 
     #[test]

@@ -113,11 +113,10 @@ fn by_host(label: &str, path: &str, query: Option<&str>) -> Target {
         },
         None => (whole, None),
     };
-    let q = query.map(|q| format!("?{q}")).unwrap_or_default();
     Target::Workspace {
         id,
         port,
-        upstream: format!("{path}{q}"),
+        upstream: path_and_query(path, query),
         via: Via::Host,
     }
 }
@@ -136,10 +135,9 @@ fn by_path(path: &str, query: Option<&str>) -> Target {
     let Ok(id) = WorkspaceId::parse(raw_id) else {
         return Target::Bad(Reject::InvalidWorkspaceId);
     };
-    let q = query.map(|q| format!("?{q}")).unwrap_or_default();
     let Some(rest) = rest else {
         return Target::AddSlash {
-            location: format!("{PREFIX}{id}/{q}"),
+            location: path_and_query(&format!("{PREFIX}{id}/"), query),
         };
     };
     if check_decoded(rest).is_err() {
@@ -148,14 +146,29 @@ fn by_path(path: &str, query: Option<&str>) -> Target {
     Target::Workspace {
         id,
         port: None,
-        upstream: format!("{rest}{q}"),
+        upstream: path_and_query(rest, query),
         via: Via::Path,
     }
+}
+
+/// `path?query` in one allocation (this runs for every request).
+fn path_and_query(path: &str, query: Option<&str>) -> String {
+    let mut out = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+    out.push_str(path);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// Rejects paths that mean something else once decoded.
 fn check_decoded(rest: &str) -> Result<(), ()> {
     let bytes = rest.as_bytes();
+    // Nothing encoded (most requests): the path is its own decoding.
+    if !bytes.contains(&b'%') {
+        return check_segments(bytes);
+    }
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -178,9 +191,15 @@ fn check_decoded(rest: &str) -> Result<(), ()> {
             i += 1;
         }
     }
-    if decoded
-        .split(|b| *b == b'/')
-        .any(|seg| seg == b".." || seg == b".")
+    check_segments(&decoded)
+}
+
+/// Rejects `.` and `..` segments and backslashes in a decoded path.
+fn check_segments(decoded: &[u8]) -> Result<(), ()> {
+    if decoded.contains(&b'\\')
+        || decoded
+            .split(|b| *b == b'/')
+            .any(|seg| seg == b".." || seg == b".")
     {
         return Err(());
     }

@@ -23,6 +23,51 @@ fn route(id: &str, state: RouteState, addr: Option<std::net::SocketAddr>) -> Rou
     }
 }
 
+/// A GET on a keep-alive connection (no `Connection` header): the JSON body the app sent.
+async fn keep_alive_get(
+    addr: std::net::SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: gw.test:8080\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {target}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(n > 0, "the gateway closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .unwrap_or_else(|| panic!("no content-length in {head}"));
+            if body.len() >= len {
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                return serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workspace_pod_is_reachable_through_the_gateway() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -84,6 +129,44 @@ async fn a_workspace_pod_is_reachable_through_the_gateway() {
         h.get("x-forwarded-user").is_none(),
         "a spoofed identity header never reaches the workspace"
     );
+
+    // Hop-by-hop headers stop at the gateway, with those `Connection` nominates; the
+    // rest goes through.
+    let r = get(
+        gw.addr,
+        "/route/demo/hop",
+        &[
+            ("Connection", "close, X-Nominated"),
+            ("X-Nominated", "secret"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Trailer", "x-t"),
+            ("Proxy-Authorization", "Basic dTpw"),
+            ("HTTP2-Settings", "AAMAAABkAAQAAP__"),
+            ("X-Kept", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h = &r.json()["headers"];
+    for gone in [
+        "connection",
+        "x-nominated",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "http2-settings",
+    ] {
+        assert!(h.get(gone).is_none(), "{gone} reached the workspace: {h}");
+    }
+    assert_eq!(h["x-kept"], "1");
+    // A keep-alive request with none of them (the common case) keeps every header.
+    let seen = keep_alive_get(gw.addr, "/route/demo/plain", &[("X-Kept", "2")]).await;
+    assert_eq!(seen["headers"]["x-kept"], "2", "{seen}");
+    assert_eq!(seen["path"], "/plain");
 
     let redirect = get(gw.addr, "/route/demo?a=1", &[]).await;
     assert_eq!(

@@ -176,6 +176,11 @@ impl ConnectionNominations {
 }
 
 fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {
+    // nocrd9 patch: one pass over the request's (few) header names first; most requests
+    // carry none of these, and each removal below parses its name and probes both maps.
+    if !req.headers.keys().any(is_standard_hop_by_hop) {
+        return;
+    }
     req.remove_header(KEEP_ALIVE);
     req.remove_header(PROXY_CONNECTION);
     req.remove_header(&header::PROXY_AUTHENTICATE);
@@ -186,6 +191,33 @@ fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {
     req.remove_header(&header::CONNECTION);
     req.remove_header(&header::UPGRADE);
     req.remove_header(HTTP2_SETTINGS);
+}
+
+/// nocrd9 patch: removes `Connection`, `Upgrade` and `HTTP2-Settings`, looking them up
+/// only when the request has one (usually already stripped with the other hop-by-hop
+/// headers just before).
+fn remove_upgrade_headers(req: &mut RequestHeader) {
+    let present = req.headers.keys().any(|name| {
+        name == header::CONNECTION || name == header::UPGRADE || name.as_str() == HTTP2_SETTINGS
+    });
+    if present {
+        req.remove_header(&header::CONNECTION);
+        req.remove_header(&header::UPGRADE);
+        req.remove_header(HTTP2_SETTINGS);
+    }
+}
+
+/// nocrd9 patch: whether `strip_standard_hop_by_hop_headers` removes `name` (header names
+/// are stored in lower case, like the constants).
+fn is_standard_hop_by_hop(name: &http::HeaderName) -> bool {
+    name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::CONNECTION
+        || name == header::UPGRADE
+        || matches!(name.as_str(), KEEP_ALIVE | PROXY_CONNECTION | HTTP2_SETTINGS)
 }
 
 /// Set H1 `Host` from the URI or absolute-form authority.
@@ -360,19 +392,13 @@ pub(crate) fn sanitize_h1_upstream_request(
 
     match policy.h1_upgrade {
         H1UpgradePolicy::WebSocketOnly => {
-            req.remove_header(&header::CONNECTION);
-            req.remove_header(&header::UPGRADE);
-            req.remove_header(HTTP2_SETTINGS);
+            remove_upgrade_headers(req);
             if websocket_upgrade {
                 req.insert_header(header::CONNECTION, "Upgrade")?;
                 req.insert_header(header::UPGRADE, "websocket")?;
             }
         }
-        H1UpgradePolicy::Deny => {
-            req.remove_header(&header::CONNECTION);
-            req.remove_header(&header::UPGRADE);
-            req.remove_header(HTTP2_SETTINGS);
-        }
+        H1UpgradePolicy::Deny => remove_upgrade_headers(req),
         H1UpgradePolicy::Preserve => {}
     }
 

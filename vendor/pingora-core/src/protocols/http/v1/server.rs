@@ -846,15 +846,16 @@ impl HttpSession {
         // no need to add these headers to 1xx responses
         if !header.status.is_informational() && self.update_resp_headers {
             /* update headers */
-            header.insert_header(header::DATE, date::get_cached_date())?;
-
-            // TODO: make these lazy static
-            let connection_value = if self.will_keepalive() {
+            // nocrd9 patch: inserted under the ready-made names with static values (the
+            // wire spelling is what `insert_header` gave them), without parsing either
+            // name again or copying the value, on every response.
+            header.insert_header_name(&header::DATE, "Date", date::get_cached_date());
+            let connection_value = HeaderValue::from_static(if self.will_keepalive() {
                 "keep-alive"
             } else {
                 "close"
-            };
-            header.insert_header(header::CONNECTION, connection_value)?;
+            });
+            header.insert_header_name(&header::CONNECTION, "Connection", connection_value);
         }
 
         if header.status == 101 {
