@@ -170,7 +170,7 @@ impl Gate {
             return Err(Answer::Reject(Reject::WorkspaceBusy));
         };
         let upstream_path = if self.auth.as_ref().is_some_and(|a| !a.forward_auth) {
-            auth::strip_query_token(&upstream)
+            auth::strip_query_token(upstream)
         } else {
             upstream
         };

@@ -3,6 +3,8 @@
 //! cookie (browsers and WebSocket upgrades cannot set headers). Also the RFC 9728
 //! protected-resource document and the 401 challenge pointing at it.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use serde_json::{Value, json};
 
@@ -19,14 +21,20 @@ pub enum TokenSource {
 }
 
 /// The token of a request and where it came from.
-pub fn find_token(headers: &HeaderMap, query: Option<&str>) -> Option<(String, TokenSource)> {
+///
+/// Borrowed from the request where it can be (every request with auth on comes here):
+/// only a percent-decoded query token is a new string.
+pub fn find_token<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+) -> Option<(Cow<'a, str>, TokenSource)> {
     if let Some(t) = bearer(headers) {
-        return Some((t.to_string(), TokenSource::Header));
+        return Some((Cow::Borrowed(t), TokenSource::Header));
     }
     if let Some(t) = query.and_then(query_token) {
-        return Some((t, TokenSource::Query));
+        return Some((Cow::Owned(t), TokenSource::Query));
     }
-    cookie(headers, TOKEN_COOKIE).map(|t| (t.to_string(), TokenSource::Cookie))
+    cookie(headers, TOKEN_COOKIE).map(|t| (Cow::Borrowed(t), TokenSource::Cookie))
 }
 
 /// `Authorization: Bearer <t>` (scheme case-insensitive, spaces or tabs after it). With
@@ -51,11 +59,11 @@ pub fn bearer_value(value: &str) -> Option<&str> {
 /// Whether an `Authorization` value uses the Bearer scheme at all (even malformed, even
 /// with no token): what the gateway strips before the upstream when tokens stay with it.
 pub fn is_bearer_scheme(value: &[u8]) -> bool {
-    let v = value
+    let start = value
         .iter()
-        .skip_while(|b| **b == b' ' || **b == b'\t')
-        .copied()
-        .collect::<Vec<u8>>();
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(value.len());
+    let v = &value[start..];
     v.len() >= 6
         && v[..6].eq_ignore_ascii_case(b"bearer")
         && v.get(6)
