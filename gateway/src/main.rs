@@ -128,8 +128,12 @@ fn exit_with_parent() {
 }
 
 /// mimalloc: the proxy allocates small, short-lived buffers per request, where glibc's
-/// malloc showed up at ~13% of the gateway's CPU in a profile under load.
+/// malloc showed up at ~13% of the gateway's CPU in a profile under load. The
+/// `system-allocator` feature leaves it out, so heap profilers that watch `malloc` (DHAT,
+/// heaptrack) see every allocation (`loadtest/harness/instructions.py --allocations`).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
+#[cfg(not(feature = "system-allocator"))]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Raises the soft open-file limit to the hard one (every client and every pooled

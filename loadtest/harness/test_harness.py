@@ -12,6 +12,7 @@ from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster  # noqa: E402
+import instructions  # noqa: E402
 import measure  # noqa: E402
 import peers  # noqa: E402
 import report  # noqa: E402
@@ -122,6 +123,41 @@ class Harness(unittest.TestCase):
                     pass
         finally:
             signal.signal(signal.SIGTERM, before)
+
+    def test_callgrind_totals_and_top_functions_per_request(self):
+        annotated = """--------------------------------------------------------------------------------
+1,000,000 (100.0%)  PROGRAM TOTALS
+
+--------------------------------------------------------------------------------
+Ir                  file:function
+--------------------------------------------------------------------------------
+1,000,000 (100.0%)  ./misc/clone.S:clone [/usr/lib/libc.so.6]
+  300,000 (30.00%)  ./string/memmove.S:__memcpy_avx_unaligned_erms [/usr/lib/libc.so.6]
+  200,000 (20.00%)  http/src/header/map.rs:http::header::map::HeaderMap<T>::get [/x/gw]
+"""
+        self.assertEqual(instructions.program_total(annotated), 1_000_000)
+        top = instructions.top_functions(annotated, 1000, 5)
+        self.assertEqual([round(n) for n, _ in top], [300, 200], "thread-entry frames left out")
+        self.assertIn("memcpy", top[0][1])
+        with self.assertRaises(ValueError):
+            instructions.program_total("no totals here")
+
+    def test_allocation_sites_skip_the_allocator_plumbing(self):
+        dhat = {"ftbl": ["[root]",
+                         "0x1: malloc (in /usr/libexec/valgrind/vgpreload_dhat-amd64-linux.so)",
+                         "0x2: alloc (library/alloc/src/alloc.rs:95)",
+                         "0x3: gateway::routing::by_path (routing.rs:150)",
+                         "0x4: gateway::routing::Routing::parse (routing.rs:60)",
+                         "0x5: pingora_http::RequestHeader::build (lib.rs:100)"],
+                "pps": [{"tb": 4000, "tbk": 200, "fs": [1, 2, 3, 4]},
+                        {"tb": 1000, "tbk": 100, "fs": [1, 2, 3, 4]},
+                        {"tb": 9000, "tbk": 100, "fs": [1, 5]}]}
+        total, sites = instructions.allocation_sites(dhat, 100, 5)
+        self.assertEqual(total, 4.0)
+        self.assertEqual(sites[0][0], 3.0, "one site, merged by its first frames outside the allocator")
+        self.assertIn("gateway::routing::by_path", sites[0][2])
+        self.assertNotIn("alloc.rs", sites[0][2])
+        self.assertEqual((sites[1][0], sites[1][1]), (1.0, 90.0))
 
     def test_the_suite_refuses_to_start_without_its_binaries(self):
         env = dict(os.environ, PATH=os.environ.get("PATH", ""))
