@@ -255,3 +255,52 @@ async fn connections_are_reused_across_hundreds_of_workspaces() {
     stop.cancel();
     ctl.stop.cancel();
 }
+
+/// A pool smaller than the workspaces keeps the most recently released connections and
+/// evicts the least recently released ones, one per new connection beyond its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_upstream_pool_keeps_the_most_recently_released_connections() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ctl = control();
+    let up = upstream(Arc::new(Notify::new()), Arc::new(AtomicUsize::new(0))).await;
+    // One app, five workspaces: five pods as far as the pool can tell (keyed by pod).
+    publish(
+        &ctl,
+        (1..=5).map(|i| route(&format!("p{i}"), up, None)).collect(),
+    )
+    .await;
+    let gw = TestGateway::start_with(
+        &ctl.socket,
+        Options {
+            limits: gateway::limits::Limits {
+                upstream_pool_size: 2,
+                ..Default::default()
+            },
+            threads: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let serve_in_turn = |ids: &'static [u8]| {
+        let addr = gw.addr;
+        async move {
+            for i in ids {
+                let r = get(addr, &format!("/route/p{i}/"), &[]).await;
+                assert_eq!(r.status, 200, "p{i}: {}", r.body);
+            }
+        }
+    };
+    serve_in_turn(&[1, 2, 3, 4, 5]).await;
+    assert_eq!(gw.metrics.upstream_connections(), (5, 0), "(new, reused)");
+    // The pool holds p4 and p5: both reused, then p3, p2 and p1 each evict the oldest.
+    serve_in_turn(&[5, 4, 3, 2, 1]).await;
+    assert_eq!(gw.metrics.upstream_connections(), (8, 2));
+    serve_in_turn(&[2, 1]).await;
+    assert_eq!(
+        gw.metrics.upstream_connections(),
+        (8, 4),
+        "the two kept last"
+    );
+    serve_in_turn(&[3]).await;
+    assert_eq!(gw.metrics.upstream_connections(), (9, 4), "p3 was evicted");
+}

@@ -14,8 +14,17 @@
 // most once a second. What is lost: an idle connection the server closed is noticed when
 // it is taken or swept, not at once (its fd lingers in CLOSE_WAIT until then).
 
+//
+// Per request the pool is one `take` and one `put`, so both avoid work that grows with the
+// number of keys: a key's (usually empty) list stays in the map between uses instead of
+// being freed and allocated again (empty lists are dropped by the sweep), keys are hashed
+// with one multiplication (they are hashes already), and the release order is a queue
+// appended to on `put` whose entries for streams taken since are skipped when popped,
+// instead of a search tree updated on every `take` and `put`.
+
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use crate::protocols::Stream;
@@ -30,11 +39,36 @@ struct Idle {
     seq: u64,
 }
 
+/// Reuse keys are hashes of the peer already: mixing them once is enough.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(26);
+    }
+}
+
+type ByKey = HashMap<u64, Vec<Idle>, BuildHasherDefault<KeyHasher>>;
+
 struct Inner {
-    /// Idle streams per reuse key, the most recently released last.
-    by_key: HashMap<u64, Vec<Idle>>,
-    /// seq → key, the least recently released first (the eviction order).
-    order: BTreeMap<u64, u64>,
+    /// Idle streams per reuse key, the most recently released last (a key's list may be
+    /// empty until the next sweep).
+    by_key: ByKey,
+    /// (seq, key) in release order, the least recently released first (the eviction
+    /// order). Entries of streams taken since are skipped when popped and dropped when
+    /// the queue is compacted.
+    order: VecDeque<(u64, u64)>,
+    /// Streams in `by_key`.
+    live: usize,
     next_seq: u64,
     last_sweep: Instant,
 }
@@ -53,8 +87,9 @@ impl IdlePool {
     pub(crate) fn new(capacity: usize) -> Self {
         IdlePool {
             inner: Mutex::new(Inner {
-                by_key: HashMap::new(),
-                order: BTreeMap::new(),
+                by_key: ByKey::default(),
+                order: VecDeque::new(),
+                live: 0,
                 next_seq: 0,
                 last_sweep: Instant::now(),
             }),
@@ -68,20 +103,17 @@ impl IdlePool {
         let mut expired = Vec::new();
         let found = {
             let mut inner = self.inner.lock();
-            let Inner { by_key, order, .. } = &mut *inner;
+            let Inner { by_key, live, .. } = &mut *inner;
             let list = by_key.get_mut(&key)?;
             let mut found = None;
             while let Some(idle) = list.pop() {
-                order.remove(&idle.seq);
+                *live -= 1;
                 if idle.expires.is_some_and(|e| e <= now) {
                     expired.push(idle.stream);
                 } else {
                     found = Some(idle.stream);
                     break;
                 }
-            }
-            if list.is_empty() {
-                by_key.remove(&key);
             }
             found
         };
@@ -103,44 +135,52 @@ impl IdlePool {
             expires: idle_timeout.map(|t| now + t),
             seq,
         });
-        inner.order.insert(seq, key);
-        while inner.order.len() > self.capacity {
-            let Some((old_seq, old_key)) = inner.order.pop_first() else {
+        inner.order.push_back((seq, key));
+        inner.live += 1;
+        while inner.live > self.capacity {
+            let Some((old_seq, old_key)) = inner.order.pop_front() else {
                 break;
             };
+            // `None`: that stream was taken since; the next entry is older than the rest.
             if let Some(idle) = remove_seq(&mut inner.by_key, old_key, old_seq) {
+                inner.live -= 1;
                 dropped.push((idle.stream, now.saturating_duration_since(idle.since)));
             }
         }
         if now.saturating_duration_since(inner.last_sweep) >= SWEEP_EVERY {
             inner.last_sweep = now;
-            let expired: Vec<(u64, u64)> = inner
-                .by_key
-                .iter()
-                .flat_map(|(k, list)| {
-                    list.iter()
-                        .filter(|i| i.expires.is_some_and(|e| e <= now))
-                        .map(move |i| (*k, i.seq))
-                })
-                .collect();
-            for (k, s) in expired {
-                inner.order.remove(&s);
-                if let Some(idle) = remove_seq(&mut inner.by_key, k, s) {
-                    dropped.push((idle.stream, now.saturating_duration_since(idle.since)));
+            let Inner { by_key, live, .. } = &mut *inner;
+            for list in by_key.values_mut() {
+                let mut i = 0;
+                while i < list.len() {
+                    if list[i].expires.is_some_and(|e| e <= now) {
+                        let idle = list.remove(i);
+                        *live -= 1;
+                        dropped.push((idle.stream, now.saturating_duration_since(idle.since)));
+                    } else {
+                        i += 1;
+                    }
                 }
             }
+            by_key.retain(|_, list| !list.is_empty());
+        }
+        // Entries of taken streams pile up in `order` (one per request): compact it once
+        // it is mostly stale, which keeps each `put` amortised O(1).
+        if inner.order.len() > 2 * inner.live + 1024 {
+            let Inner { by_key, order, .. } = &mut *inner;
+            order.retain(|(seq, key)| {
+                by_key
+                    .get(key)
+                    .is_some_and(|list| list.iter().any(|i| i.seq == *seq))
+            });
         }
         dropped
     }
 
 }
 
-fn remove_seq(by_key: &mut HashMap<u64, Vec<Idle>>, key: u64, seq: u64) -> Option<Idle> {
+fn remove_seq(by_key: &mut ByKey, key: u64, seq: u64) -> Option<Idle> {
     let list = by_key.get_mut(&key)?;
     let pos = list.iter().position(|i| i.seq == seq)?;
-    let idle = list.remove(pos);
-    if list.is_empty() {
-        by_key.remove(&key);
-    }
-    Some(idle)
+    Some(list.remove(pos))
 }
