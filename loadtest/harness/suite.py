@@ -13,6 +13,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -536,6 +537,25 @@ def plan(a):
     return [(n, n in scale, n in main) for n in sorted(set(scale + main))]
 
 
+def busy_ports(ports):
+    """The ports among `ports` that something already listens on or holds. A leftover
+    process (an orphaned nginx worker from an earlier run) would otherwise answer in place
+    of the suite's own and be noticed only when its namesake is found dead mid-run."""
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
+def every_port():
+    return sorted(set(PORTS.values()) | {PORTS["chp"] + 1} | set(ADMIN.values())
+                  | {peers.ORIGIN_PORT, peers.ORIGIN_STATUS_PORT, 18400, 18401})
+
+
 def stop_on_sigterm():
     """SIGTERM (a CI timeout, `kill`) ends the suite like Ctrl-C does: the exception unwinds
     through main's `finally`, which stops every process the suite started."""
@@ -605,6 +625,11 @@ def main():
         if not os.path.exists(os.path.join(REL, b)):
             print(f"suite: {REL}/{b} is missing: cargo build --release --workspace --bins", file=sys.stderr)
             return 2
+
+    busy = busy_ports(every_port())
+    if busy:
+        print(f"suite: ports in use: {busy} (a process left from an earlier run? `ss -ltnp`)", file=sys.stderr)
+        return 2
 
     def alarm(*_):
         raise TimeoutError(f"the suite hit its {args.max_minutes}-minute limit")

@@ -112,6 +112,16 @@ class Harness(unittest.TestCase):
                          [(10, True, False), (500, False, True), (1000, True, False), (100000, True, False)])
         self.assertEqual(plan(["websockets"]), [])
 
+    def test_ports_already_taken_are_named(self):
+        import socket
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+            held.bind(("127.0.0.1", 0))
+            held.listen()
+            port = held.getsockname()[1]
+            self.assertEqual(suite.busy_ports([port]), [port])
+        self.assertIn(peers.ORIGIN_PORT, suite.every_port())
+        self.assertIn(18401, suite.every_port(), "the dev gateway of the WebSocket block")
+
     def test_sigterm_unwinds_like_ctrl_c(self):
         import signal
         before = signal.getsignal(signal.SIGTERM)
