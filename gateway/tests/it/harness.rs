@@ -124,6 +124,55 @@ pub async fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Re
     get_host(addr, "gw.test:8080", target, headers).await
 }
 
+/// A GET's text, asking the gateway to close after it or not.
+fn get_request(host: &str, target: &str, headers: &[(&str, &str)], close: bool) -> String {
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n");
+    if close {
+        req.push_str("Connection: close\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req
+}
+
+/// Sends a GET on a kept-alive connection `s` (no `Connection` header) and reads its
+/// answer, which must carry a `Content-Length`: (head, body).
+pub async fn keep_alive_get(
+    s: &mut tokio::net::TcpStream,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (String, String) {
+    s.write_all(get_request("gw.test:8080", target, headers, false).as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {target}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(n > 0, "the gateway closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .unwrap_or_else(|| panic!("no content-length in {head}"));
+            if body.len() >= len {
+                return (head.to_string(), body.to_string());
+            }
+        }
+    }
+}
+
 /// A GET with this `Host` (host routing names the workspace by it).
 pub async fn get_host(
     addr: SocketAddr,
@@ -134,12 +183,7 @@ pub async fn get_host(
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())
+    s.write_all(get_request(host, target, headers, true).as_bytes())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();

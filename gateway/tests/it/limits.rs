@@ -13,7 +13,7 @@ use shared::route::{Route, RouteState};
 use shared::table::Change;
 use tokio::sync::Notify;
 
-use crate::harness::{Options, TestGateway, control, get, publish, route, serve};
+use crate::harness::{Options, TestGateway, control, get, keep_alive_get, publish, route, serve};
 
 /// `/hold` answers only when released (and counts arrivals); `/slow-events` sends three events 1.5 s apart;
 /// anything else answers at once.
@@ -212,32 +212,8 @@ async fn connections_are_reused_across_hundreds_of_workspaces() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let read_one = async |s: &mut tokio::net::TcpStream, path: &str| {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: gw\r\n\r\n").as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = s.read(&mut chunk).await.unwrap_or(0);
-            assert!(n > 0, "closed");
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap_or(0))
-                    })
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-                    return;
-                }
-            }
-        }
+        let (head, _) = keep_alive_get(s, path, &[]).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
     };
     for i in 0..300 {
         read_one(&mut s, &format!("/route/pool-{i}/")).await;

@@ -12,7 +12,7 @@ use serde_json::json;
 use shared::route::{Route, RouteState};
 use shared::table::Change;
 
-use crate::harness::{TestGateway, control, eventually, get, route_to};
+use crate::harness::{TestGateway, control, eventually, get, keep_alive_get, route_to};
 
 fn route(id: &str, state: RouteState, addr: Option<std::net::SocketAddr>) -> Route {
     Route {
@@ -20,51 +20,6 @@ fn route(id: &str, state: RouteState, addr: Option<std::net::SocketAddr>) -> Rou
         addr,
         owner_sub: None,
         ..route_to(id, ([127, 0, 0, 1], 1).into(), None)
-    }
-}
-
-/// A GET on a keep-alive connection (no `Connection` header): the JSON body the app sent.
-async fn keep_alive_get(
-    addr: std::net::SocketAddr,
-    target: &str,
-    headers: &[(&str, &str)],
-) -> serde_json::Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut req = format!("GET {target} HTTP/1.1\r\nHost: gw.test:8080\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut buf = Vec::new();
-    loop {
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
-            .await
-            .unwrap_or_else(|_| panic!("no answer to {target}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(n > 0, "the gateway closed the connection");
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .and_then(|v| v.trim().parse().ok())
-                })
-                .unwrap_or_else(|| panic!("no content-length in {head}"));
-            if body.len() >= len {
-                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-                return serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-            }
-        }
     }
 }
 
@@ -164,7 +119,14 @@ async fn a_workspace_pod_is_reachable_through_the_gateway() {
     }
     assert_eq!(h["x-kept"], "1");
     // A keep-alive request with none of them (the common case) keeps every header.
-    let seen = keep_alive_get(gw.addr, "/route/demo/plain", &[("X-Kept", "2")]).await;
+    let mut kept_alive = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (head, body) =
+        keep_alive_get(&mut kept_alive, "/route/demo/plain", &[("X-Kept", "2")]).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let seen: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     assert_eq!(seen["headers"]["x-kept"], "2", "{seen}");
     assert_eq!(seen["path"], "/plain");
 
