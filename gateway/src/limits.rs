@@ -4,6 +4,7 @@
 //! file descriptor the gateway has).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,6 +85,10 @@ const SHARDS: usize = 16;
 /// upgraded connection) and gives its place back when dropped. Counts that fall to zero
 /// stay (so the next request allocates nothing) until a shard has grown past twice its
 /// size after the last sweep; then the zeros go.
+///
+/// Taking a place looks the workspace up under its shard's lock (so two requests cannot
+/// both take the last place); giving it back is one atomic decrement on the count the slot
+/// holds, with no lock and no lookup, since that runs once per request too.
 #[derive(Default)]
 pub struct ConnectionCounts {
     shards: [Mutex<Shard>; SHARDS],
@@ -91,14 +96,13 @@ pub struct ConnectionCounts {
 
 #[derive(Default)]
 struct Shard {
-    counts: HashMap<Arc<str>, u32>,
+    counts: HashMap<Arc<str>, Arc<AtomicU32>>,
     /// Entries after the last sweep of zeros.
     swept_len: usize,
 }
 
 pub struct Slot {
-    counts: Arc<ConnectionCounts>,
-    workspace: Arc<str>,
+    open: Arc<AtomicU32>,
 }
 
 impl ConnectionCounts {
@@ -107,31 +111,31 @@ impl ConnectionCounts {
     }
 
     /// A place for one more connection to `workspace`, unless it already has `cap`.
-    pub fn acquire(self: &Arc<Self>, workspace: &str, cap: u32) -> Option<Slot> {
+    pub fn acquire(&self, workspace: &str, cap: u32) -> Option<Slot> {
         let mut shard = self
             .shard(workspace)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let key = match shard.counts.get_key_value(workspace) {
-            Some((_, n)) if *n >= cap => return None,
-            Some((k, _)) => k.clone(),
+        let open = match shard.counts.get(workspace) {
+            Some(open) => open.clone(),
             None => {
                 if shard.counts.len() >= 64 && shard.counts.len() >= 2 * shard.swept_len {
-                    shard.counts.retain(|_, n| *n > 0);
+                    // A zero count has no slot: nobody can be about to decrement it.
+                    shard.counts.retain(|_, n| n.load(Ordering::Acquire) > 0);
                     shard.swept_len = shard.counts.len();
                 }
-                let k: Arc<str> = Arc::from(workspace);
-                shard.counts.insert(k.clone(), 0);
-                k
+                let open = Arc::new(AtomicU32::new(0));
+                shard.counts.insert(Arc::from(workspace), open.clone());
+                open
             }
         };
-        if let Some(n) = shard.counts.get_mut(workspace) {
-            *n += 1;
+        // Increments happen under the shard lock only, so this check cannot be raced
+        // past the cap; a concurrent release can only make the count smaller.
+        if open.load(Ordering::Acquire) >= cap {
+            return None;
         }
-        Some(Slot {
-            counts: self.clone(),
-            workspace: key,
-        })
+        open.fetch_add(1, Ordering::AcqRel);
+        Some(Slot { open })
     }
 
     pub fn open(&self, workspace: &str) -> u32 {
@@ -139,20 +143,16 @@ impl ConnectionCounts {
             .shard(workspace)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        shard.counts.get(workspace).copied().unwrap_or(0)
+        shard
+            .counts
+            .get(workspace)
+            .map_or(0, |n| n.load(Ordering::Acquire))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut shard = self
-            .counts
-            .shard(&self.workspace)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = shard.counts.get_mut(&*self.workspace) {
-            *n = n.saturating_sub(1);
-        }
+        self.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -176,6 +176,34 @@ mod tests {
         assert!(counts.acquire("a", 2).is_some());
         drop(a2);
         assert_eq!(counts.open("b"), 0, "given back when dropped");
+    }
+
+    #[test]
+    fn racing_requests_never_hold_more_than_the_cap() {
+        let counts = Arc::new(ConnectionCounts::default());
+        let held = Arc::new(AtomicU32::new(0));
+        let most = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (counts, held, most) = (counts.clone(), held.clone(), most.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..5_000 {
+                        if let Some(slot) = counts.acquire("w", 3) {
+                            let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            held.fetch_sub(1, Ordering::SeqCst);
+                            drop(slot);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join()
+                .unwrap_or_else(|_| panic!("a racing thread panicked"));
+        }
+        assert!(most.load(Ordering::SeqCst) <= 3, "{most:?} held at once");
+        assert_eq!(counts.open("w"), 0, "every place given back");
     }
 
     #[test]
