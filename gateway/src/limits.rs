@@ -74,7 +74,7 @@ pub fn is_long_lived(req: &pingora::http::RequestHeader, upgrade: bool) -> bool 
     upgrade
         || req
             .headers
-            .get("accept")
+            .get(http::header::ACCEPT)
             .and_then(|a| a.to_str().ok())
             .is_some_and(|a| a.contains("text/event-stream"))
 }

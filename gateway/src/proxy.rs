@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session, UpgradedStream};
@@ -204,7 +205,11 @@ impl ProxyHttp for GatewayProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
-        ctx.html = answer::wants_html(req.headers.get("accept").and_then(|v| v.to_str().ok()));
+        ctx.html = answer::wants_html(
+            req.headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        );
         if limits::head_bytes(req) > self.limits.max_header_bytes {
             return self
                 .answer(session, ctx, Answer::Reject(Reject::HeadersTooLarge))
@@ -284,7 +289,7 @@ impl ProxyHttp for GatewayProxy {
                     .and_then(|a| a.as_inet())
                     .map(|a| a.ip()),
                 tls: self.gate.tls,
-                host: session.req_header().headers.get("host"),
+                host: session.req_header().headers.get(header::HOST),
                 prefix: prefix.as_deref(),
                 user: ctx.seen.identity.as_ref().map(|who| &*who.sub),
             },
@@ -294,7 +299,7 @@ impl ProxyHttp for GatewayProxy {
         }
         if let Some(clean) = up
             .headers
-            .get("referer")
+            .get(header::REFERER)
             .and_then(|v| v.to_str().ok())
             .and_then(auth::referer_without_token)
         {
@@ -318,7 +323,10 @@ impl ProxyHttp for GatewayProxy {
         ctx.upgraded = resp.status.as_u16() == 101;
         let req = session.req_header();
         let host = admission::request_host(req);
-        if let Some(origin) = req.headers.get("origin").and_then(|v| v.to_str().ok())
+        if let Some(origin) = req
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
             && auth::is_foreign_origin(origin, host)
         {
             resp.remove_header("access-control-allow-credentials");
@@ -327,7 +335,9 @@ impl ProxyHttp for GatewayProxy {
             return Ok(());
         };
         // Most answers carry neither header: nothing to allocate for them.
-        if !resp.headers.contains_key("location") && !resp.headers.contains_key("set-cookie") {
+        if !resp.headers.contains_key(header::LOCATION)
+            && !resp.headers.contains_key(header::SET_COOKIE)
+        {
             return Ok(());
         }
         let prefix = self.prefix(ctx).filter(|_| route.web.rewrite_responses);
