@@ -16,7 +16,7 @@ struct Args {
     /// Address the proxy listens on.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
-    /// Address of /healthz, /readyz and /metrics.
+    /// Address of /healthz, /readyz and /metrics (a port other than --listen's).
     #[arg(long, env = "GATEWAY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
     /// The control plane's Unix socket (routes come from there).
