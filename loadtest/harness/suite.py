@@ -544,6 +544,9 @@ def busy_ports(ports):
     busy = []
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # Like the servers themselves: connections of a previous run lingering in
+            # TIME_WAIT do not make a port busy, a listener does.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("0.0.0.0", port))
             except OSError:

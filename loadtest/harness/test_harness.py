@@ -115,10 +115,18 @@ class Harness(unittest.TestCase):
     def test_ports_already_taken_are_named(self):
         import socket
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx and HAProxy do
             held.bind(("127.0.0.1", 0))
             held.listen()
             port = held.getsockname()[1]
             self.assertEqual(suite.busy_ports([port]), [port])
+            # A closed connection's TIME_WAIT on the server side does not count.
+            client = socket.create_connection(("127.0.0.1", port))
+            conn, _ = held.accept()
+            conn.close()  # the server closes first: its side goes to TIME_WAIT
+            client.recv(1)
+            client.close()
+        self.assertEqual(suite.busy_ports([port]), [], "only TIME_WAIT left on the port")
         self.assertIn(peers.ORIGIN_PORT, suite.every_port())
         self.assertIn(18401, suite.every_port(), "the dev gateway of the WebSocket block")
 
