@@ -98,20 +98,12 @@ def accepts(port):
 
 def run(args):
     work = tempfile.mkdtemp(prefix="nocrd9-instructions-")
-    procs = []
-
-    def start(name, argv, env=None):
-        e = dict(os.environ, **(env or {}))
-        p = subprocess.Popen(argv, env=e, cwd=work, stdout=subprocess.DEVNULL,
-                             stderr=open(os.path.join(work, f"{name}.err"), "w"), start_new_session=True)
-        procs.append(p)
-        return p
-
+    procs = measure.Procs(work)
     try:
-        start("origin", ["taskset", "-c", "0", "nginx", "-c", peers.origin_conf(work), "-g", "daemon off;"])
+        procs.start("origin", ["nginx", "-c", peers.origin_conf(work), "-g", "daemon off;"], cpu=0)
         sock = os.path.join(work, "control.sock")
-        start("routes", [os.path.join(REL, "static-routes"), "--socket", sock, "--routes", str(args.routes),
-                         "--port", str(peers.ORIGIN_PORT), "--owner", "user-1"])
+        procs.start("routes", [os.path.join(REL, "static-routes"), "--socket", sock, "--routes",
+                               str(args.routes), "--port", str(peers.ORIGIN_PORT), "--owner", "user-1"])
         measure.wait_for(lambda: os.path.exists(sock), 10, "static-routes' socket")
         env = {"RUST_LOG": "warn"}
         if args.auth == "hs256":
@@ -119,10 +111,10 @@ def run(args):
         out = os.path.join(work, "profile.out")
         tool = (["valgrind", "--tool=dhat", f"--dhat-out-file={out}"] if args.allocations else
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"])
-        gw = start("gateway", ["taskset", "-c", "1"] + tool + [
+        gw = procs.start("gateway", tool + [
             args.binary, "--listen", f"127.0.0.1:{PORT}", "--admin-listen", f"127.0.0.1:{ADMIN}",
             "--control-socket", sock, "--threads", "1", "--upgrade-sock", os.path.join(work, "up.sock"),
-            "--max-connections-per-workspace", "100000"], env)
+            "--max-connections-per-workspace", "100000"], cpu=1, env=env)
         measure.wait_for(lambda: measure.http_get(f"http://127.0.0.1:{ADMIN}/readyz")[0] == 200, 180, "readyz")
         measure.wait_for(lambda: accepts(PORT), 60, "the proxy listener")
         ids = [f"ws-{i:05d}" for i in range(1, args.routes + 1)]  # static-routes' names
@@ -156,12 +148,7 @@ def run(args):
             print("  " + "  ".join(f"{v:9.1f}" if isinstance(v, float) else short(str(v)) for v in row))
         return 0 if r["errors"] == 0 else 1
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            p.wait()
+        procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
 
 
