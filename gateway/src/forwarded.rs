@@ -24,8 +24,9 @@ pub struct Forwarded<'a> {
     pub tls: bool,
     /// The `Host` the client sent.
     pub host: Option<&'a HeaderValue>,
-    /// The path prefix the workspace is served under (`/route/<id>`).
-    pub prefix: Option<&'a str>,
+    /// The path prefix the workspace is served under (`/route/<id>`), made for this
+    /// request: it becomes the header value without another copy.
+    pub prefix: Option<String>,
     /// The verified caller.
     pub user: Option<&'a str>,
 }
@@ -54,7 +55,7 @@ const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-pref
 /// Replaces every reserved header of `up` (and any spelling of one) with what `f` says.
 /// Runs on every proxied request: the names are made once (inserting by `&str` parses
 /// and copies each name again), and only the caller-specific values are allocated.
-pub fn rewrite(up: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
+pub fn rewrite(up: &mut RequestHeader, f: Forwarded<'_>) -> pingora::Result<()> {
     if up.headers.keys().any(|k| is_reserved(k.as_str())) {
         let spellings: Vec<HeaderName> = up
             .headers
@@ -78,7 +79,14 @@ pub fn rewrite(up: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()>
         up.insert_header_name(&X_FORWARDED_HOST, "x-forwarded-host", host.clone());
     }
     if let Some(prefix) = f.prefix {
-        up.insert_header_name(&X_FORWARDED_PREFIX, "x-forwarded-prefix", value(prefix)?);
+        let prefix = HeaderValue::from_maybe_shared(bytes::Bytes::from(prefix)).map_err(|e| {
+            pingora::Error::because(
+                pingora::ErrorType::InvalidHTTPHeader,
+                "a forwarded header",
+                e,
+            )
+        })?;
+        up.insert_header_name(&X_FORWARDED_PREFIX, "x-forwarded-prefix", prefix);
     }
     Ok(())
 }
@@ -180,11 +188,11 @@ mod tests {
         let host = HeaderValue::from_static("gw.test:8080");
         rewrite(
             &mut up,
-            &Forwarded {
+            Forwarded {
                 client_ip: Some([10, 0, 0, 7].into()),
                 tls: true,
                 host: Some(&host),
-                prefix: Some("/route/ws"),
+                prefix: Some("/route/ws".into()),
                 user: Some("alice"),
             },
         )
@@ -207,7 +215,7 @@ mod tests {
         anonymous
             .append_header("x-forwarded-user", "admin")
             .expect("header");
-        rewrite(&mut anonymous, &Forwarded::default()).expect("rewrite");
+        rewrite(&mut anonymous, Forwarded::default()).expect("rewrite");
         assert!(
             header(&anonymous, "x-forwarded-user").is_empty(),
             "no verified user, no user header"

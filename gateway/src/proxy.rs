@@ -280,17 +280,16 @@ impl ProxyHttp for GatewayProxy {
         // The forwarded headers (up to five) and `Host`: one growth of the maps, not one
         // per doubling.
         up.reserve_headers(6);
-        let prefix = self.prefix(ctx);
         forwarded::rewrite(
             up,
-            &Forwarded {
+            Forwarded {
                 client_ip: session
                     .client_addr()
                     .and_then(|a| a.as_inet())
                     .map(|a| a.ip()),
                 tls: self.gate.tls,
                 host: session.req_header().headers.get(header::HOST),
-                prefix: prefix.as_deref(),
+                prefix: self.prefix(ctx),
                 user: ctx.seen.identity.as_ref().map(|who| &*who.sub),
             },
         )?;
