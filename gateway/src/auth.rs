@@ -146,10 +146,7 @@ pub fn strip_query_token(upstream: String) -> String {
     let Some((path, query)) = upstream.split_once('?') else {
         return upstream;
     };
-    if !query
-        .split('&')
-        .any(|p| p == "token" || p.starts_with("token="))
-    {
+    if !query.split('&').any(auth_http::is_token_pair) {
         return upstream;
     }
     match auth_http::query_without_token(query) {

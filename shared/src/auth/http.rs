@@ -96,9 +96,14 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn query_without_token(query: &str) -> Option<String> {
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("token=") && *p != "token")
+        .filter(|p| !p.is_empty() && !is_token_pair(p))
         .collect();
     (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+/// Whether one `&`-separated query pair is the `token` parameter (with or without a value).
+pub fn is_token_pair(pair: &str) -> bool {
+    pair == "token" || pair.starts_with("token=")
 }
 
 /// A `Cookie` header value without the named cookie (`None` when nothing is left).
