@@ -1,8 +1,7 @@
 //! Zero-downtime binary upgrade with Pingora's listener hand-off, as an operator does
 //! it: start the new gateway with `--upgrade`, send the old one SIGQUIT. Under a steady
-//! stream of requests no connection is refused and no error is answered (a connection
-//! closed unanswered at the hand-off, which clients retry, is tolerated at ≤ 0.1 %); the
-//! old process exits; the new one serves.
+//! stream of requests no connection is refused, none is closed unanswered and no error
+//! is answered; the old process exits; the new one serves.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -139,8 +138,8 @@ async fn an_upgrade_refuses_no_connection_and_answers_no_error() {
     // Steady load: one request after another, each on a fresh connection.
     let running = Arc::new(AtomicBool::new(true));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    // Connections closed with no answer at all, which HTTP clients retry for idempotent
-    // requests (counted apart from error answers and refused connections).
+    // Connections closed with no answer at all (counted apart from error answers and
+    // refused connections, to tell the causes apart).
     let unanswered = Arc::new(AtomicU64::new(0));
     let mut load = Vec::new();
     for _ in 0..2 {
@@ -214,9 +213,11 @@ async fn an_upgrade_refuses_no_connection_and_answers_no_error() {
     }
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     let unanswered = unanswered.load(Ordering::Relaxed);
-    // Pingora's old process can close a connection it accepted just as it starts its
-    // graceful shutdown (seen once in ~7,300 requests, in CI): tolerated up to 0.1 %.
-    assert!(unanswered * 1000 <= ok, "{unanswered} unanswered of {ok}");
+    // Pingora's old process closed a connection it had accepted just before its
+    // graceful shutdown when the request had not arrived yet (about once in 7,000
+    // requests in CI); vendor/pingora-proxy patch 4 answers it (`gateway::process`
+    // checks that case deterministically).
+    assert_eq!(unanswered, 0, "connections closed unanswered ({ok} ok)");
     let logs = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     assert_eq!(
         failed,

@@ -329,13 +329,23 @@ where
     {
         // phase 1 read request header
 
-        let res = tokio::select! {
-            biased; // biased select is cheaper, and we don't want to drop already buffered requests
-            res = downstream_session.read_request() => { res }
-            _ = self.await_shutdown() => {
-                // service shutting down, dropping the connection to stop more req from coming in
-                return None;
+        // nocrd9 patch 4: only a kept-alive connection waiting for its next request is
+        // closed when shutdown starts (its client retries on a new connection). A new
+        // connection is one the accept loop took before it stopped, whose first request
+        // may simply not have arrived yet: closing it would fail a request that was
+        // already on its way, so its first request is read (within the read timeout and
+        // the grace period) and answered, with `Connection: close`.
+        let res = if downstream_session.is_reused() {
+            tokio::select! {
+                biased; // biased select is cheaper, and we don't want to drop already buffered requests
+                res = downstream_session.read_request() => { res }
+                _ = self.await_shutdown() => {
+                    // service shutting down, dropping the connection to stop more req from coming in
+                    return None;
+                }
             }
+        } else {
+            downstream_session.read_request().await
         };
         match res {
             Ok(true) => {
@@ -2583,9 +2593,14 @@ mod tests {
         }
     }
 
+    /// An idle kept-alive connection waiting for its next request.
     fn pending_session() -> Box<HttpSession> {
         let stream = L4Stream::from(VirtualSocketStream::new(Box::new(PendingVirtualSocket)));
-        Box::new(HttpSession::new_http1(Box::new(stream)))
+        let mut session = HttpSession::new_http1(Box::new(stream));
+        if let HttpSession::H1(s) = &mut session {
+            s.set_reused(true);
+        }
+        Box::new(session)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -2611,6 +2626,73 @@ mod tests {
                 .unwrap();
             assert!(session.is_none());
         }
+    }
+
+    /// A new connection whose request arrives only after its first read parked.
+    #[derive(Debug)]
+    struct LateRequestSocket {
+        parked_once: bool,
+        inner: StaticVirtualSocket,
+    }
+
+    impl AsyncRead for LateRequestSocket {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if !self.parked_once {
+                self.parked_once = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for LateRequestSocket {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl VirtualSocket for LateRequestSocket {
+        fn set_socket_option(&self, _opt: VirtualSockOpt) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    // nocrd9 patch 4: shutdown closes idle kept-alive connections (above), never a new
+    // connection whose first request is still on its way.
+    #[tokio::test]
+    async fn shutdown_still_reads_the_first_request_of_a_new_connection() {
+        let proxy = Arc::new(HttpProxy::new(NoopProxy, Arc::new(ServerConf::default())));
+        proxy.http_cleanup().await;
+        let socket = LateRequestSocket {
+            parked_once: false,
+            inner: StaticVirtualSocket::new(
+                b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                Arc::new(Mutex::new(Vec::new())),
+            ),
+        };
+        let stream = L4Stream::from(VirtualSocketStream::new(Box::new(socket)));
+        let session = Box::new(HttpSession::new_http1(Box::new(stream)));
+        let session = time::timeout(Duration::from_secs(5), proxy.handle_new_request(session))
+            .await
+            .expect("the first request is read");
+        assert!(session.is_some(), "a new connection was closed by shutdown");
     }
 
     #[tokio::test]

@@ -360,6 +360,11 @@ where
             let mut result = self.process_new_http(session, shutdown).await;
             while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
                 let mut session = ServerSession::new_http1(stream);
+                // nocrd9 patch: a shutting-down proxy may close this one while it waits
+                // (see `ServerSession::is_reused`).
+                if let ServerSession::H1(s) = &mut session {
+                    s.set_reused(true);
+                }
                 if let Some(persistent_settings) = persistent_settings {
                     persistent_settings.apply_to_session(&mut session);
                 }

@@ -352,6 +352,15 @@ impl Session {
         }
     }
 
+    /// nocrd9 patch: whether this session is a later request on a kept-alive HTTP/1.x
+    /// connection (`false` for a connection's first request, h2, subrequest and custom).
+    pub fn is_reused(&self) -> bool {
+        match self {
+            Self::H1(s) => s.is_reused(),
+            _ => false,
+        }
+    }
+
     /// Set user-defined context to carry across requests on the same keepalive connection.
     ///
     /// Only applicable for HTTP/1.x connections; noop for h2, subrequest, and custom sessions.

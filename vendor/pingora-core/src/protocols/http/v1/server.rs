@@ -158,6 +158,10 @@ pub struct HttpSession {
     /// [`super::super::HttpPersistentSettings`] into the next session.
     /// Scoped narrowly so it cannot affect FIN / `abort_on_close` semantics.
     pipelined_idle_bytes_stashed: bool,
+    /// nocrd9 patch: whether this connection served a request before this session
+    /// (set by the keep-alive loop in `apps`). A proxy shutting down closes such an idle
+    /// connection, while a new connection's first request is still read and answered.
+    reused: bool,
 }
 
 impl HttpSession {
@@ -206,6 +210,7 @@ impl HttpSession {
             pipelining_enabled: false,
             pipelined_prefix: None,
             pipelined_idle_bytes_stashed: false,
+            reused: false,
         }
     }
 
@@ -730,6 +735,16 @@ impl HttpSession {
 
     pub fn get_keepalive_reuses_remaining(&self) -> Option<u32> {
         self.keepalive_reuses_remaining
+    }
+
+    /// nocrd9 patch: mark this session as the next request on a kept-alive connection.
+    pub fn set_reused(&mut self, reused: bool) {
+        self.reused = reused;
+    }
+
+    /// nocrd9 patch: whether this connection served a request before this session.
+    pub fn is_reused(&self) -> bool {
+        self.reused
     }
 
     /// Set user-defined context to carry across requests on the same keepalive connection.
