@@ -13,8 +13,16 @@ each byte `rep movsb` copies), so they complement the suite, never replace it.
     loadtest/harness/instructions.py --auth hs256 --top 30
     cargo build --release -p gateway --bin nocrd9-gateway --features system-allocator
     loadtest/harness/instructions.py --allocations --top 30
+    loadtest/harness/instructions.py --proxy haproxy      # the same count for HAProxy
+    loadtest/harness/instructions.py --syscalls           # system calls per request (strace -c)
+    loadtest/harness/instructions.py --kernel             # user/kernel µs, faults, and how often
+                                                          # the origin and wrk slept, per request
 
-Needs valgrind, nginx and wrk (`apt-get install valgrind`; `loadtest/harness/run` installs
+--kernel is timed, not counted (as noisy as the suite); it is there to tell where the
+kernel half goes, e.g. that a slower proxy leaves its peers asleep more often, and each
+wake-up is paid in the proxy's own `sendto`.
+
+Needs valgrind (strace for --syscalls), nginx and wrk (`apt-get install valgrind`; `loadtest/harness/run` installs
 the others) and the release binaries (`cargo build --release --workspace --bins`).
 """
 import argparse
@@ -88,6 +96,47 @@ def short(name):
     return re.sub(r" \[/[^\]]*\]", "", name)[:180]
 
 
+def kernel_counters(pids):
+    """What the kernel did for the processes so far: CPU ticks, page faults, and context
+    switches summed over every thread (a process's own status counts only its first)."""
+    total = collections.Counter()
+    for p in pids:
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total.update({"utime": int(fields[11]), "stime": int(fields[12]), "minor_faults": int(fields[7])})
+        for status in glob.glob(f"/proc/{p}/task/*/status"):
+            with open(status) as f:
+                for line in f:
+                    name, _, value = line.partition(":")
+                    if name in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                        total[name] += int(value)
+    return total
+
+
+def per_request(before, after, requests):
+    per = {k: (after[k] - before[k]) / requests for k in after}
+    out = {"user_us": round(per.pop("utime") / measure.TICK * 1e6, 2),
+           "kernel_us": round(per.pop("stime") / measure.TICK * 1e6, 2)}
+    out.update({k: round(v, 4) for k, v in per.items()})
+    return out
+
+
+def syscall_counts(summary, requests, k):
+    """`strace -c` summary → (calls per request, name) for the `k` most called."""
+    rows = []
+    for line in summary.splitlines():
+        f = line.split()
+        # % time, seconds, usecs/call, calls, [errors], syscall
+        if len(f) >= 5 and f[0].replace(".", "", 1).isdigit() and f[3].isdigit() and f[-1] != "total":
+            rows.append((int(f[3]) / requests, f[-1]))
+    return sorted(rows, reverse=True)[:k]
+
+
+def static_route_ip(i):
+    """The pod address static-routes gives workspace `i` (1-based): 127.1.⌊(i−1)/250⌋.((i−1)%250+1)."""
+    return f"127.1.{(i - 1) // 250}.{(i - 1) % 250 + 1}"
+
+
 def accepts(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -109,20 +158,57 @@ def run(args):
         if args.auth == "hs256":
             env.update({"AUTH_ENABLED": "true", "JWT_SECRET": SECRET})
         out = os.path.join(work, "profile.out")
-        tool = (["valgrind", "--tool=dhat", f"--dhat-out-file={out}"] if args.allocations else
-                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"])
-        gw = procs.start("gateway", tool + [
-            args.binary, "--listen", f"127.0.0.1:{PORT}", "--admin-listen", f"127.0.0.1:{ADMIN}",
-            "--control-socket", sock, "--threads", "1", "--upgrade-sock", os.path.join(work, "up.sock"),
-            "--max-connections-per-workspace", "100000"], cpu=1, env=env)
-        measure.wait_for(lambda: measure.http_get(f"http://127.0.0.1:{ADMIN}/readyz")[0] == 200, 180, "readyz")
-        measure.wait_for(lambda: accepts(PORT), 60, "the proxy listener")
+        if args.kernel:
+            tool = []
+        elif args.syscalls:
+            tool = ["strace", "-f", "-c", "-o", out]
+        elif args.allocations:
+            tool = ["valgrind", "--tool=dhat", f"--dhat-out-file={out}"]
+        else:
+            tool = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
         ids = [f"ws-{i:05d}" for i in range(1, args.routes + 1)]  # static-routes' names
+        if args.proxy == "haproxy":
+            # The same routes (static-routes' address layout), HAProxy as the suite runs it.
+            routes = [(w, static_route_ip(i), "user-1") for i, w in enumerate(ids, 1)]
+            auth = "HS256" if args.auth == "hs256" else None
+            cfg = peers.haproxy_conf(work, routes, PORT, auth, SECRET)
+            gw = procs.start("haproxy", tool + ["haproxy", "-db", "-f", cfg], cpu=1)
+        else:
+            gw = procs.start("gateway", tool + [
+                args.binary, "--listen", f"127.0.0.1:{PORT}", "--admin-listen", f"127.0.0.1:{ADMIN}",
+                "--control-socket", sock, "--threads", "1", "--upgrade-sock", os.path.join(work, "up.sock"),
+                "--max-connections-per-workspace", "100000"], cpu=1, env=env)
+            measure.wait_for(lambda: measure.http_get(f"http://127.0.0.1:{ADMIN}/readyz")[0] == 200, 180, "readyz")
+        measure.wait_for(lambda: accepts(PORT), 60, "the proxy listener")
         tokens = [cluster.hs256(SECRET, "user-1")] * len(ids) if args.auth == "hs256" else None
         lua = os.path.join(work, "load.lua")
         measure.write_lua(lua, ids, tokens)
         url = f"http://127.0.0.1:{PORT}"
-        if args.allocations:
+        if args.kernel:
+            measure.wrk(url, lua, max(3, args.seconds // 2))  # every upstream connection open
+            # The proxy, and its peers: how often the origin and wrk sleep (and must be woken
+            # by the proxy's writes) per request.
+            pids, origin = measure.pids_of(gw.pid), measure.pids_of(procs.procs["origin"].pid)
+            before, origin_before = kernel_counters(pids), kernel_counters(origin)
+            r = measure.wrk(url, lua, args.seconds, rusage=True)
+            after, origin_after = kernel_counters(pids), kernel_counters(origin)
+            result = per_request(before, after, r["requests"])
+            result["origin"] = per_request(origin_before, origin_after, r["requests"])
+            w = r["wrk_rusage"]
+            result["wrk"] = {"user_us": round(w["user_s"] * 1e6 / r["requests"], 2),
+                             "kernel_us": round(w["kernel_s"] * 1e6 / r["requests"], 2),
+                             "voluntary_ctxt_switches": round(w["voluntary_ctxt_switches"] / r["requests"], 4)}
+            sites = []
+        elif args.syscalls:
+            # strace counts from the start: a short warm-up, then everything per request.
+            r = measure.wrk(url, lua, args.seconds)
+            for pid in measure.pids_of(gw.pid)[1:]:  # the traced proxy; strace then reports
+                os.kill(pid, signal.SIGINT)
+            gw.wait(timeout=60)
+            with open(out) as f:
+                sites = syscall_counts(f.read(), r["requests"], args.top or 12)
+            result = {"syscalls_per_request": round(sum(n for n, _ in sites), 2)}
+        elif args.allocations:
             # DHAT counts from the start: the warm-up is part of the run (a few thousand
             # allocations of start-up among millions).
             r = measure.wrk(url, lua, args.seconds)
@@ -137,15 +223,18 @@ def run(args):
             r = measure.wrk(url, lua, args.seconds)
             subprocess.run(["callgrind_control", "-d", str(gw.pid)], check=True, capture_output=True)
             dumps = sorted(glob.glob(out + ".*"), key=os.path.getmtime)
+            if args.keep:
+                shutil.copy(dumps[-1], args.keep)
             annotated = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", "--auto=no", dumps[-1]], capture_output=True,
                                        text=True, check=True).stdout
             result = {"instructions_per_request": round(program_total(annotated) / r["requests"])}
             sites = top_functions(annotated, r["requests"], args.top)
-        result.update({"routes": args.routes, "auth": args.auth, "requests": r["requests"], "errors": r["errors"],
-                       "binary": args.binary})
+        result.update({"proxy": args.proxy, "routes": args.routes, "auth": args.auth, "requests": r["requests"],
+                       "errors": r["errors"], "binary": args.binary if args.proxy == "gateway" else "haproxy"})
         print(json.dumps(result))
         for row in sites:
-            print("  " + "  ".join(f"{v:9.1f}" if isinstance(v, float) else short(str(v)) for v in row))
+            print("  " + "  ".join(f"{v:9.{2 if args.syscalls else 1}f}" if isinstance(v, float) else short(str(v))
+                                   for v in row))
         return 0 if r["errors"] == 0 else 1
     finally:
         procs.stop_all()
@@ -159,10 +248,22 @@ def main():
     p.add_argument("--seconds", type=int, default=10, help="seconds of measured load")
     p.add_argument("--allocations", action="store_true",
                    help="count heap allocations with DHAT (a gateway built with --features system-allocator)")
+    p.add_argument("--kernel", action="store_true",
+                   help="no tool: user and kernel CPU, page faults and context switches per request")
+    p.add_argument("--syscalls", action="store_true",
+                   help="count system calls per request with strace -c instead (start-up included, negligible)")
+    p.add_argument("--keep", metavar="FILE", help="also copy the callgrind profile there (callgrind_annotate "
+                   "--tree=caller FILE shows who calls what)")
     p.add_argument("--top", type=int, default=0, help="also list the top functions or allocation sites")
     p.add_argument("--binary", default=os.path.join(REL, "nocrd9-gateway"))
+    p.add_argument("--proxy", choices=["gateway", "haproxy"], default="gateway",
+                   help="count our gateway or HAProxy (configured as the suite runs it) under the same load")
     args = p.parse_args()
-    for tool in ("valgrind", "nginx", "wrk", "taskset"):
+    if args.proxy == "haproxy" and args.allocations:
+        print("instructions: --allocations counts the gateway only (HAProxy uses its own pools)", file=sys.stderr)
+        return 2
+    needs = () if args.kernel else ("strace",) if args.syscalls else ("valgrind",)
+    for tool in needs + ("nginx", "wrk", "taskset") + (("haproxy",) if args.proxy == "haproxy" else ()):
         if not shutil.which(tool):
             print(f"instructions: {tool} is not installed", file=sys.stderr)
             return 2

@@ -68,16 +68,22 @@ def pids_of(pid):
     return out
 
 
-def cpu_ticks(pids):
-    total = 0
+def cpu_split(pids):
+    """User and kernel CPU ticks of the processes so far (utime, stime)."""
+    user = kernel = 0
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            user += int(fields[11])
+            kernel += int(fields[12])
         except (OSError, IndexError, ValueError):
             pass
-    return total
+    return user, kernel
+
+
+def cpu_ticks(pids):
+    return sum(cpu_split(pids))
 
 
 def rss_kib(pids):
@@ -170,14 +176,20 @@ def write_lua(path, ids, tokens=None):
         f.write(LUA % {"paths": paths, "tokens": toks})
 
 
-def wrk(url, lua, seconds, connections=64, cpu=0):
-    argv = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-            "--timeout", "5s", "-s", lua, url]
+def wrk(url, lua, seconds, connections=64, cpu=0, rusage=False):
+    """One wrk run; with `rusage`, also wrk's own CPU and how often it slept (GNU time)."""
+    timed = ["/usr/bin/time", "-f", "WRKRUSAGE %w %c %U %S"] if rusage else []
+    argv = ["taskset", "-c", str(cpu)] + timed + ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+                                                  "--timeout", "5s", "-s", lua, url]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     m = re.search(r"WRKJSON (\{.*\})", out.stdout)
     if not m:
         raise RuntimeError(f"wrk printed no summary: {out.stdout}\n{out.stderr}")
     r = json.loads(m.group(1))
+    u = re.search(r"WRKRUSAGE (\d+) (\d+) ([\d.]+) ([\d.]+)", out.stderr)
+    if u:
+        r["wrk_rusage"] = {"voluntary_ctxt_switches": int(u.group(1)), "nonvoluntary_ctxt_switches": int(u.group(2)),
+                           "user_s": float(u.group(3)), "kernel_s": float(u.group(4))}
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     r["errors"] = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
     return r
@@ -193,11 +205,16 @@ def measured_run(url, lua, pids, seconds, warmup, status_url=None, gate=True):
         wrk(url, lua, warmup)
     gate = quiet_gate(max_wait=30, busy_limit=0.15) if gate else {"busy": -1, "rustc": False, "quiet": None}
     acc0 = origin_accepts(status_url) if status_url else (0, 0)
-    c0 = cpu_ticks(pids)
+    u0, k0 = cpu_split(pids)
     r = wrk(url, lua, seconds)
-    c1 = cpu_ticks(pids)
+    u1, k1 = cpu_split(pids)
     acc1 = origin_accepts(status_url) if status_url else (0, 0)
-    r["cpu_us_per_req"] = (c1 - c0) / TICK * 1e6 / max(1, r["requests"])
+    c0, c1 = u0 + k0, u1 + k1
+    per_req = 1e6 / TICK / max(1, r["requests"])
+    r["cpu_us_per_req"] = (c1 - c0) * per_req
+    # The split tells our own work (user) from the kernel's (sockets, wake-ups) per request.
+    r["user_us_per_req"] = (u1 - u0) * per_req
+    r["kernel_us_per_req"] = (k1 - k0) * per_req
     r["util"] = (c1 - c0) / TICK / (r["duration_us"] / 1e6)
     r["rss_kib"] = rss_kib(pids)
     r["new_upstream_per_1k"] = (acc1[0] - acc0[0]) * 1000 / max(1, r["requests"])

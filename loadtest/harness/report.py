@@ -29,10 +29,17 @@ def fmt(m, digits=1, scale=1.0):
     return f"{median * scale:,.{digits}f} ({lo * scale:,.{digits}f}–{hi * scale:,.{digits}f})"
 
 
+def split(runs):
+    """Median user + kernel µs/request ("—" for runs recorded before the split was)."""
+    if not runs or any("user_us_per_req" not in r for r in runs):
+        return "—"
+    return f"{med(runs, 'user_us_per_req')[0]:.1f} + {med(runs, 'kernel_us_per_req')[0]:.1f}"
+
+
 def main_table(main):
-    rows = ["| config | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU µs/req | anchor / target µs | RSS MiB "
-            "| new upstream conns / 1k req | errors |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| config | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU µs/req | user + kernel µs | anchor / target µs "
+            "| RSS MiB | new upstream conns / 1k req | errors |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, runs in main.items():
         if not runs:
             continue
@@ -40,7 +47,7 @@ def main_table(main):
         ref = f"anchor {ref}" if ref else (f"target ≤ {TARGETS[name]}" if name in TARGETS else "—")
         rows.append(
             f"| {name} | {fmt(med(runs, 'rps'), 0)} | {med(runs, 'p50')[0] / 1000:.2f} | {med(runs, 'p99')[0] / 1000:.2f} "
-            f"| {med(runs, 'p999')[0] / 1000:.2f} | {fmt(med(runs, 'cpu_us_per_req'))} | {ref} "
+            f"| {med(runs, 'p999')[0] / 1000:.2f} | {fmt(med(runs, 'cpu_us_per_req'))} | {split(runs)} | {ref} "
             f"| {med(runs, 'rss_kib')[0] / 1024:.1f} | {med(runs, 'new_upstream_per_1k')[0]:.2f} "
             f"| {sum(r['errors'] for r in runs)} |")
     return "\n".join(rows)
@@ -142,17 +149,28 @@ def write(results, out, date):
         lines.append("")
     scale = results.get("scale", {})
     if scale:
-        lines += ["## Lookup scale (our gateway, no auth)", "", f"![throughput and p99 against N]({svg_name})", "",
-                  "| routes in table | routes with traffic | req/s | CPU µs/req | p99 ms | ratio to smallest N (µs/req) "
-                  "| RSS MiB | new upstream / 1k |", "|---|---|---|---|---|---|---|---|"]
-        base = None
+        lines += ["## Lookup scale (no auth; HAProxy on the same routes, rounds interleaved)", "",
+                  f"![throughput and p99 against N]({svg_name})", "",
+                  "| routes in table | routes with traffic | req/s | CPU µs/req | user + kernel µs | p99 ms "
+                  "| ratio to smallest N (µs/req) | RSS MiB | new upstream / 1k | HAProxy CPU µs/req "
+                  "| HAProxy user + kernel µs | HAProxy ratio to smallest N |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        base = peer_base = None
         for n in sorted(scale, key=int):
             runs = scale[n]["runs"]
             us = med(runs, "cpu_us_per_req")
             base = base or us[0]
+            peer = scale[n].get("haproxy_runs") or []
+            if peer:
+                peer_us = med(peer, "cpu_us_per_req")
+                peer_base = peer_base or peer_us[0]
+                peer_cols = f"{fmt(peer_us)} | {split(peer)} | {peer_us[0] / peer_base:.2f}×"
+            else:
+                peer_cols = "— | — | —"
             lines.append(f"| {int(n):,} | {scale[n]['traffic_routes']:,} | {fmt(med(runs, 'rps'), 0)} | {fmt(us)} "
-                         f"| {med(runs, 'p99')[0] / 1000:.2f} | {us[0] / base:.2f}× | {scale[n]['rss_kib'] / 1024:.1f} "
-                         f"| {med(runs, 'new_upstream_per_1k')[0]:.2f} |")
+                         f"| {split(runs)} | {med(runs, 'p99')[0] / 1000:.2f} | {us[0] / base:.2f}× "
+                         f"| {scale[n]['rss_kib'] / 1024:.1f} | {med(runs, 'new_upstream_per_1k')[0]:.2f} "
+                         f"| {peer_cols} |")
         lines.append("")
     churn = results.get("churn", {})
     if churn:

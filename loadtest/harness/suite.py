@@ -36,7 +36,7 @@ CHP_TOKEN = "loadtest-chp-token"
 
 PORTS = {"gateway": 18201, "gateway-log": 18202, "gateway-hs256": 18203, "gateway-rs256": 18204,
          "gateway-2t": 18205, "nginx": 18101, "nginx-2w": 18102, "haproxy": 18111, "haproxy-hs256": 18112,
-         "haproxy-rs256": 18113, "haproxy-2t": 18114, "chp": 18121, "control": 18300}
+         "haproxy-rs256": 18113, "haproxy-2t": 18114, "haproxy-scale": 18115, "chp": 18121, "control": 18300}
 ADMIN = {"gateway": 19201, "gateway-log": 19202, "gateway-hs256": 19203, "gateway-rs256": 19204,
          "gateway-2t": 19205}
 
@@ -295,11 +295,25 @@ class Suite:
             step = n // 1000
             ids = [cluster.workspace_id(1 + k * step) for k in range(1000)]
         lua = self.lua(f"scale-{n}", ids)
-        runs = []
+        # HAProxy with every route in the table, measured in the same rounds: how much of
+        # the cost's growth with N this machine's kernel and caches give any proxy.
+        peer = not self.args.skip_peers
+        if peer:
+            table = [cluster.workspace_id(i) for i in range(1, n + 1)]
+            cfg = peers.haproxy_conf(self.work, self.routes(table), PORTS["haproxy-scale"])
+            self.procs.start("haproxy-scale", ["haproxy", "-db", "-f", cfg], cpu=1)
+            measure.wait_for(lambda: measure.http_get(f"http://127.0.0.1:{PORTS['haproxy-scale']}/route/x/")[0] == 404,
+                             60, "haproxy-scale")
+        runs, peer_runs = [], []
         for rnd in range(self.args.runs):
             runs.append(self.run_config(f"gateway N={n}", PORTS["gateway"], lua, "gateway"))
+            if peer:
+                peer_runs.append(self.run_config(f"haproxy N={n}", PORTS["haproxy-scale"], lua, "haproxy-scale"))
         rss_all = measure.rss_kib(self.pids("gateway"))
-        self.results["scale"][str(n)] = {"runs": runs, "traffic_routes": len(ids), "rss_kib": rss_all}
+        if peer:
+            self.procs.stop("haproxy-scale")
+        self.results["scale"][str(n)] = {"runs": runs, "traffic_routes": len(ids), "rss_kib": rss_all,
+                                         "haproxy_runs": peer_runs}
 
     def churn_block(self):
         n = self.args.main_n

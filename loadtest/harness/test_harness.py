@@ -84,9 +84,12 @@ class Harness(unittest.TestCase):
             "config": {"main_n": 1000, "runs": 1, "duration": 3, "warmup": 1, "ws_hold": 10},
             "machine": {"cpu": "test cpu", "cores": 2}, "start_gate": {"busy": 0.01},
             "checks": [{"proxy": "gateway", "path": "/route/x/", "expect": 404, "got": 404, "ok": True}],
-            "main": {"gateway": [run()], "haproxy": [run(cpu_us_per_req=34.0)]},
-            "scale": {"10": {"runs": [run()], "traffic_routes": 10, "rss_kib": 1024},
-                      "1000": {"runs": [run(rps=900.0)], "traffic_routes": 1000, "rss_kib": 2048}},
+            "main": {"gateway": [run(user_us_per_req=40.0, kernel_us_per_req=50.0)],
+                     "haproxy": [run(cpu_us_per_req=34.0)]},
+            "scale": {"10": {"runs": [run()], "traffic_routes": 10, "rss_kib": 1024,
+                             "haproxy_runs": [run(cpu_us_per_req=20.0, user_us_per_req=5.0, kernel_us_per_req=15.0)]},
+                      "1000": {"runs": [run(rps=900.0)], "traffic_routes": 1000, "rss_kib": 2048,
+                               "haproxy_runs": [run(cpu_us_per_req=25.0)]}},
             "churn": {"0": [run()], "100": [run(route_changes_per_s=99, deltas_applied_per_s=198)]},
             "aborted": "TimeoutError: limit", "notes": ["a note"],
         }
@@ -96,6 +99,12 @@ class Harness(unittest.TestCase):
             svg = read(os.path.join(d, "2000-01-01-scale.svg"))
         self.assertIn("| gateway | 1,000 (1,000–1,000)", md)
         self.assertIn("anchor 17.7", md)
+        # user + kernel where the runs recorded them, "—" for older runs
+        self.assertIn("| 90.0 (90.0–90.0) | 40.0 + 50.0 | target", md)
+        self.assertIn("| 34.0 (34.0–34.0) | — | anchor", md)
+        # HAProxy beside the gateway at every scale point, each against its own smallest N
+        self.assertIn("| 20.0 (20.0–20.0) | 5.0 + 15.0 | 1.00× |", md)
+        self.assertIn("| 25.0 (25.0–25.0) | — | 1.25× |", md)
         self.assertIn("The run stopped early: TimeoutError: limit", md)
         self.assertIn("Note: a note", md)
         self.assertIn("1/1 passed", md)
@@ -141,6 +150,23 @@ class Harness(unittest.TestCase):
                     pass
         finally:
             signal.signal(signal.SIGTERM, before)
+
+    def test_strace_summaries_become_calls_per_request(self):
+        summary = """% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 52.31    0.123456           2      2000           recvfrom
+ 40.00    0.100000           1      2000           sendto
+  0.10    0.000100           1        10         2 connect
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.223556           1      4010         2 total
+"""
+        self.assertEqual(instructions.syscall_counts(summary, 1000, 2), [(2.0, "sendto"), (2.0, "recvfrom")])
+        self.assertEqual(instructions.syscall_counts(summary, 1000, 5)[-1], (0.01, "connect"))
+
+    def test_haproxy_is_counted_on_static_routes_own_addresses(self):
+        # loadtest/src/bin/static-routes.rs `address`: 127.1.⌊(i−1)/250⌋.((i−1)%250+1)
+        self.assertEqual([instructions.static_route_ip(i) for i in (1, 250, 251, 1000)],
+                         ["127.1.0.1", "127.1.0.250", "127.1.1.1", "127.1.3.250"])
 
     def test_callgrind_totals_and_top_functions_per_request(self):
         annotated = """--------------------------------------------------------------------------------
