@@ -58,6 +58,26 @@ impl Harness {
     }
 }
 
+/// A route publisher alone (no cluster, no control plane) serving gateways on `socket`
+/// with `epoch`, for tests that publish routes by hand; it stops when the token is
+/// cancelled. Needs a tokio runtime.
+pub fn route_feed(
+    socket: &std::path::Path,
+    epoch: u64,
+) -> (
+    crate::publish::Publisher,
+    tokio_util::sync::CancellationToken,
+) {
+    let publisher = crate::publish::Publisher::new(epoch);
+    let listener = crate::publish::Publisher::bind(socket).expect("the route socket");
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let (p, s) = (publisher.clone(), stop.clone());
+        async move { p.serve(listener, s).await }
+    });
+    (publisher, stop)
+}
+
 /// An HS256 token for `sub`, valid for ten minutes.
 pub fn token(secret: &str, sub: &str) -> String {
     shared::auth::mint::hs256(secret.as_bytes(), &shared::auth::mint::claims_for(sub, 600))

@@ -7,12 +7,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use control::publish::Publisher;
 use gateway::testkit::free_port;
 use kube_sim::kubelet::app::{self, AppIdentity};
 use shared::table::Change;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 const WORKSPACES: usize = 10_000;
 
@@ -51,33 +49,12 @@ async fn serve_each(gw: std::net::SocketAddr, ids: Vec<usize>) {
     let mut s = tokio::net::TcpStream::connect(gw)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut buf = Vec::with_capacity(4096);
     for i in ids {
         s.write_all(format!("GET /route/pool-{i}/ HTTP/1.1\r\nHost: gw\r\n\r\n").as_bytes())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        buf.clear();
-        loop {
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.unwrap_or(0);
-            assert!(n > 0, "the gateway closed the connection");
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap_or(0))
-                    })
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    assert!(head.starts_with("HTTP/1.1 200"), "pool-{i}: {head}");
-                    break;
-                }
-            }
-        }
+        let (head, _) = shared::testkit::read_response(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "pool-{i}: {head}");
     }
 }
 
@@ -98,13 +75,7 @@ async fn ten_thousand_workspaces_served_twice_open_one_upstream_connection_each(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let socket = dir.path().join("control.sock");
-    let publisher = Publisher::new(1);
-    let listener = Publisher::bind(&socket).unwrap_or_else(|e| panic!("{e}"));
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let (p, s) = (publisher.clone(), stop.clone());
-        async move { p.serve(listener, s).await }
-    });
+    let (publisher, stop) = control::testkit::route_feed(&socket, 1);
     // One upstream app; every workspace is another pod (pool key), as in a cluster.
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

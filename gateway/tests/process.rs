@@ -9,13 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control::publish::Publisher;
-use shared::ids::WorkspaceId;
-use shared::route::{Route, RouteState};
 use shared::table::Change;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "process-test-secret-process-test-secret";
 
@@ -81,20 +77,24 @@ fn spawn_gateway(port: u16, dir: &Path, control: &Path, log: &Path) -> Command {
     cmd
 }
 
-/// A route to `addr` for workspace `id`.
+/// Publishes a Ready route to `addr` for workspace `id`.
 fn route(id: &str, addr: SocketAddr, owner: Option<&str>) -> Change {
     Change::Upsert {
-        route: Route {
-            workspace_id: WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}")),
-            pod_uid: format!("uid-{id}"),
-            namespace: "default".into(),
-            state: RouteState::Ready,
-            addr: Some(addr),
-            owner_sub: owner.map(Into::into),
-            port_is_default: false,
-            web: Default::default(),
-        },
+        route: shared::testkit::route(id, &format!("uid-{id}"), addr, owner),
     }
+}
+
+/// Sends the gateway SIGTERM and waits until its listener refuses connections.
+async fn sigterm_until_closed(child: &std::process::Child, addr: SocketAddr) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+        .unwrap_or_else(|e| panic!("{e}"));
+    shared::testkit::eventually_async(
+        "the listener to close after SIGTERM",
+        Duration::from_secs(10),
+        || async { tokio::net::TcpStream::connect(addr).await.is_err() },
+    )
+    .await;
 }
 
 /// Waits until the gateway process has exited, and says how.
@@ -113,13 +113,7 @@ async fn sigterm_drains_and_the_access_log_never_holds_a_token() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let socket = dir.path().join("control.sock");
-    let publisher = Publisher::new(1);
-    let listener = Publisher::bind(&socket).unwrap_or_else(|e| panic!("{e}"));
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let (p, s) = (publisher.clone(), stop.clone());
-        async move { p.serve(listener, s).await }
-    });
+    let (publisher, stop) = control::testkit::route_feed(&socket, 1);
     let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let up = upstream(arrived.clone(), release.clone()).await;
     publisher.update(vec![route("logged", up, Some("alice"))]);
@@ -189,15 +183,7 @@ async fn sigterm_drains_and_the_access_log_never_holds_a_token() {
     tokio::time::timeout(Duration::from_secs(10), arrived.notified())
         .await
         .unwrap_or_else(|_| panic!("the slow request never reached the upstream"));
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
-        .unwrap_or_else(|e| panic!("{e}"));
-    shared::testkit::eventually_async(
-        "the listener to close after SIGTERM",
-        Duration::from_secs(10),
-        || async { tokio::net::TcpStream::connect(addr).await.is_err() },
-    )
-    .await;
+    sigterm_until_closed(&child, addr).await;
     release.notify_one();
     let answer = tokio::time::timeout(Duration::from_secs(10), slow)
         .await
@@ -252,34 +238,6 @@ async fn sigterm_drains_and_the_access_log_never_holds_a_token() {
     stop.cancel();
 }
 
-/// Reads one response with a `Content-Length` body from a kept-alive connection.
-async fn read_response(s: &mut tokio::net::TcpStream) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&out).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or_else(|| panic!("no Content-Length in {text}"));
-            if out.len() >= end + 4 + length {
-                return text;
-            }
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-            .await
-            .unwrap_or_else(|_| panic!("no whole response in 10 s: {text}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(n > 0, "closed mid-response: {text}");
-        out.extend_from_slice(&buf[..n]);
-    }
-}
-
 /// Graceful shutdown (SIGTERM, and the old process of an upgrade after SIGQUIT) closes
 /// kept-alive connections that wait for their next request, which clients retry; but a
 /// connection the gateway accepted before it stopped listening gets its first request
@@ -290,13 +248,7 @@ async fn sigterm_closes_idle_kept_alive_connections_and_answers_accepted_new_one
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let socket = dir.path().join("control.sock");
-    let publisher = Publisher::new(1);
-    let listener = Publisher::bind(&socket).unwrap_or_else(|e| panic!("{e}"));
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let (p, s) = (publisher.clone(), stop.clone());
-        async move { p.serve(listener, s).await }
-    });
+    let (publisher, stop) = control::testkit::route_feed(&socket, 1);
     let up = upstream(Arc::new(Notify::new()), Arc::new(Notify::new())).await;
     publisher.update(vec![route("plain", up, None)]);
     let port = free_port();
@@ -325,10 +277,10 @@ async fn sigterm_closes_idle_kept_alive_connections_and_answers_accepted_new_one
     idle.write_all(b"GET /route/plain/first HTTP/1.1\r\nHost: gw\r\n\r\n")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let first = read_response(&mut idle).await;
+    let (head, body) = shared::testkit::read_response(&mut idle).await;
     assert!(
-        first.starts_with("HTTP/1.1 200") && first.ends_with("ok"),
-        "{first}"
+        head.starts_with("HTTP/1.1 200") && body == "ok",
+        "{head}\n\n{body}"
     );
     // A new connection whose request has not been sent yet.
     let mut fresh = tokio::net::TcpStream::connect(addr)
@@ -339,15 +291,7 @@ async fn sigterm_closes_idle_kept_alive_connections_and_answers_accepted_new_one
     let later = raw(addr, &close("/route/plain/later")).await;
     assert!(later.is_ok_and(|r| r.starts_with("HTTP/1.1 200")));
 
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
-        .unwrap_or_else(|e| panic!("{e}"));
-    shared::testkit::eventually_async(
-        "the listener to close after SIGTERM",
-        Duration::from_secs(10),
-        || async { tokio::net::TcpStream::connect(addr).await.is_err() },
-    )
-    .await;
+    sigterm_until_closed(&child, addr).await;
 
     // The idle connection is closed (end of stream, nothing more written).
     let mut rest = Vec::new();

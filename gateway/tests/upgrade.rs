@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use control::publish::Publisher;
 use kube_sim::kubelet::app::{self, AppIdentity};
 use shared::ids::WorkspaceId;
 use shared::route::{Route, RouteState};
 use shared::table::Change;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 use gateway::testkit::free_port;
 
@@ -87,13 +85,7 @@ async fn an_upgrade_refuses_no_connection_and_answers_no_error() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let control_sock = dir.path().join("control.sock");
     let upgrade_sock = dir.path().join("upgrade.sock");
-    let publisher = Publisher::new(1);
-    let listener = Publisher::bind(&control_sock).unwrap_or_else(|e| panic!("{e}"));
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let (p, s) = (publisher.clone(), stop.clone());
-        async move { p.serve(listener, s).await }
-    });
+    let (publisher, stop) = control::testkit::route_feed(&control_sock, 1);
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));

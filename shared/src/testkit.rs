@@ -22,6 +22,47 @@ pub fn route(id: &str, uid: &str, addr: SocketAddr, owner: Option<&str>) -> Rout
     }
 }
 
+/// Reads one HTTP/1.x response that carries a `Content-Length` from a kept-alive
+/// connection: (head, body). Panics if the peer closes first, if the head has no
+/// `Content-Length`, or if no whole response arrives within 10 s.
+pub async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or_else(|| panic!("no Content-Length in {head}"));
+            if buf.len() >= end + 4 + length {
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned();
+                return (head, body);
+            }
+        }
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no whole response in 10 s: {:?}",
+                    String::from_utf8_lossy(&buf)
+                )
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            n > 0,
+            "the connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// Polls `check` every 10 ms until it holds; panics naming `what` after `limit`.
 pub async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     eventually_async(what, limit, || std::future::ready(check())).await
@@ -124,5 +165,20 @@ mod tests {
             .map(|a| a.port())
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!(first..=last).contains(&ephemeral));
+    }
+
+    #[tokio::test]
+    async fn a_response_is_read_up_to_its_content_length() {
+        let mut wire: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 next";
+        let (head, body) = read_response(&mut wire).await;
+        assert_eq!(head, "HTTP/1.1 200 OK\r\ncontent-length: 2");
+        assert_eq!(body, "ok");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "closed mid-response")]
+    async fn a_response_cut_short_is_a_failure() {
+        let mut wire: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nok";
+        read_response(&mut wire).await;
     }
 }

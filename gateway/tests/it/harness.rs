@@ -35,13 +35,7 @@ pub fn control() -> Control {
 
 /// A control stand-in on `socket` with `epoch` (a restart uses a new epoch).
 pub fn control_at(socket: &std::path::Path, epoch: u64) -> Control {
-    let publisher = Publisher::new(epoch);
-    let listener = Publisher::bind(socket).expect("the control socket");
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let (p, s) = (publisher.clone(), stop.clone());
-        async move { p.serve(listener, s).await }
-    });
+    let (publisher, stop) = control::testkit::route_feed(socket, epoch);
     Control {
         publisher,
         stop,
@@ -147,30 +141,7 @@ pub async fn keep_alive_get(
     s.write_all(get_request("gw.test:8080", target, headers, false).as_bytes())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut buf = Vec::new();
-    loop {
-        let mut chunk = [0u8; 8192];
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
-            .await
-            .unwrap_or_else(|_| panic!("no answer to {target}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(n > 0, "the gateway closed the connection");
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .and_then(|v| v.trim().parse().ok())
-                })
-                .unwrap_or_else(|| panic!("no content-length in {head}"));
-            if body.len() >= len {
-                return (head.to_string(), body.to_string());
-            }
-        }
-    }
+    shared::testkit::read_response(s).await
 }
 
 /// A GET with this `Host` (host routing names the workspace by it).
