@@ -14,7 +14,7 @@
 //! | the workspace exists | 404 `workspace_not_found` |
 //! | the caller owns it (auth on) | 404 `workspace_not_found`, as if missing (logged as `forbidden`) |
 //! | the port a host names is one the pod declares | 404 `workspace_not_found` |
-//! | it is not suspended, or it wakes for its owner (`wake.rs`) | 503 `workspace_suspended`; 503 `workspace_waking` + `Retry-After` after `--wake-timeout` |
+//! | it is not suspended, or it wakes for its owner (`wake.rs`; a request that finds its new pod starting while another waits for the wake joins that wait) | 503 `workspace_suspended`; 503 `workspace_waking` + `Retry-After` after `--wake-timeout` |
 //! | it is Ready | 503 `workspace_not_ready` + `Retry-After` |
 //! | a connection slot is free | 503 `workspace_connection_limit` + `Retry-After` |
 
@@ -137,9 +137,13 @@ impl Gate {
         {
             return Err(Answer::Reject(Reject::Forbidden));
         }
-        // Only now, the owner's (or with auth off, anyone's) request may wake it.
-        if route.web.suspended {
-            if !route.web.wake_on_request {
+        // Only now, the owner's (or with auth off, anyone's) request may wake it, or join
+        // a wake already under way (resumed, its new pod not Ready yet). The waker's lock
+        // is taken only for a route that is not Ready, never on the proxying path.
+        let waking =
+            route.web.suspended || (route.upstream().is_none() && self.waker.is_waking(&id));
+        if waking {
+            if route.web.suspended && !route.web.wake_on_request {
                 return Err(Answer::Reject(Reject::WorkspaceSuspended));
             }
             route = match self.waker.wake(&self.store, &id, self.wake_timeout).await {

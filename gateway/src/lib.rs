@@ -125,6 +125,8 @@ pub struct Gateway {
     pub sync: Arc<SyncStatus>,
     pub metrics: Arc<GatewayMetrics>,
     pub activity: Arc<shared::activity::ActivityLog>,
+    /// Requests waiting for suspended workspaces to wake.
+    pub waker: Arc<wake::Waker>,
     audit: Option<shared::audit::AuditLog>,
 }
 
@@ -244,7 +246,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
             store: store.clone(),
             status: sync.clone(),
             activity: activity.clone(),
-            waker,
+            waker: waker.clone(),
         },
     ));
     server.add_service(background_service(
@@ -264,6 +266,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
         sync,
         metrics,
         activity,
+        waker: waker.clone(),
         audit: config.audit.clone(),
     })
 }

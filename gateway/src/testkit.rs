@@ -62,6 +62,7 @@ pub struct TestGateway {
     pub sync: Arc<SyncStatus>,
     pub metrics: Arc<GatewayMetrics>,
     pub activity: Arc<shared::activity::ActivityLog>,
+    pub waker: Arc<crate::wake::Waker>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -95,11 +96,12 @@ impl TestGateway {
             audit: opts.audit,
         };
         let gw = build(&config).expect("the gateway builds");
-        let (store, sync, metrics, activity) = (
+        let (store, sync, metrics, activity, waker) = (
             gw.store.clone(),
             gw.sync.clone(),
             gw.metrics.clone(),
             gw.activity.clone(),
+            gw.waker.clone(),
         );
         let (tx, signal) = StopSignal::new();
         let thread = std::thread::spawn(move || gw.run(Box::new(signal)));
@@ -119,6 +121,7 @@ impl TestGateway {
             sync,
             metrics,
             activity,
+            waker,
             stop: Some(tx),
             thread: Some(thread),
         }

@@ -65,6 +65,22 @@ impl Waker {
         }
     }
 
+    /// Whether a request is waiting for `id` to wake. Control resumes a workspace by
+    /// routing it to a new pod that is not Ready yet; requests that arrive in that window
+    /// join the wait instead of being told the workspace is not ready.
+    pub fn is_waking(&self, id: &WorkspaceId) -> bool {
+        self.waiters(id) > 0
+    }
+
+    /// How many requests wait for `id` to wake.
+    pub fn waiters(&self, id: &WorkspaceId) -> usize {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map_or(0, |w| w.waiters)
+    }
+
     fn register(&self, id: &WorkspaceId) -> Interest<'_> {
         let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
         wanted.entry(id.clone()).or_default().waiters += 1;
@@ -166,6 +182,24 @@ mod tests {
             waker.due(now + RESEND * 3).is_empty(),
             "nobody waits any more"
         );
+    }
+
+    #[tokio::test]
+    async fn an_id_is_waking_while_someone_waits_on_it() {
+        let id = WorkspaceId::parse("w").unwrap_or_else(|e| panic!("{e}"));
+        let store = RouteStore::new();
+        store.replace(table(vec![route(&id, true)]));
+        let waker = Arc::new(Waker::default());
+        assert!(!waker.is_waking(&id));
+        let waiting = tokio::spawn({
+            let (waker, store, id) = (waker.clone(), store.clone(), id.clone());
+            async move { waker.wake(&store, &id, Duration::from_secs(30)).await }
+        });
+        waker.asked().await;
+        assert!(waker.is_waking(&id));
+        store.replace(table(vec![route(&id, false)]));
+        waiting.await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(!waker.is_waking(&id), "nobody waits any more");
     }
 
     #[tokio::test]

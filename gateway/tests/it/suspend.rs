@@ -242,16 +242,15 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
     assert!(!any_pod(&pods, "quiet").await);
 
     // The owner's three concurrent requests share one wake and all get through.
-    let woken: Vec<u16> = futures::future::join_all((0..3).map(|_| {
+    let woken: Vec<(u16, String)> = futures::future::join_all((0..3).map(|_| {
         let bearer = as_alice.clone();
         async move {
-            get(gw.addr, "/route/nb/x", &[("authorization", &bearer)])
-                .await
-                .status
+            let r = get(gw.addr, "/route/nb/x", &[("authorization", &bearer)]).await;
+            (r.status, r.body)
         }
     }))
     .await;
-    assert_eq!(woken, [200, 200, 200]);
+    assert!(woken.iter().all(|(status, _)| *status == 200), "{woken:?}");
     // The event is written after the pod is made, maybe after the first 200.
     eventually("the Woken event", || async {
         (events(&evs, "Woken", "nb").await > 0).then_some(())
@@ -332,4 +331,67 @@ async fn a_suspended_workspace_keeps_its_files_and_context_and_wakes_only_for_it
     let _ = mallory.cancel().await;
     drop(gw);
     h.stop().await;
+}
+
+/// Control resumes a woken workspace by routing it to a new pod that is not Ready yet.
+/// A request that arrives in that window, while another waits for the wake, joins the
+/// wait and gets through with it (it was answered 503 `workspace_not_ready` before);
+/// a starting workspace nobody is waking for is still told to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_finds_the_woken_pod_starting_joins_the_wait() {
+    use crate::harness::{TestGateway, control, echo_app, publish, route_to};
+    use shared::route::RouteState;
+    use shared::table::Change;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ctl = control();
+    let (wakes_tx, mut wakes) = tokio::sync::mpsc::unbounded_channel();
+    ctl.publisher.on_wake(wakes_tx);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let up = echo_app(&stop).await;
+    let gw = TestGateway::start(&ctl.socket).await;
+    let with = |state: RouteState, suspended: bool, id: &str| {
+        let mut r = route_to(id, up, None);
+        r.state = state;
+        if state != RouteState::Ready {
+            r.addr = None;
+        }
+        r.web.suspended = suspended;
+        r.web.wake_on_request = true;
+        Change::Upsert { route: r }
+    };
+    publish(
+        &ctl,
+        vec![
+            with(RouteState::Pending, true, "nap"),
+            with(RouteState::Pending, false, "fresh"),
+        ],
+    )
+    .await;
+
+    // The first request waits for the wake, which the gateway asks control for.
+    let first = tokio::spawn(async move { get(gw.addr, "/route/nap/first", &[]).await });
+    let asked = tokio::time::timeout(std::time::Duration::from_secs(10), wakes.recv())
+        .await
+        .unwrap_or_else(|_| panic!("the gateway never asked to wake nap"));
+    assert_eq!(asked.map(|id| id.to_string()).as_deref(), Some("nap"));
+    // Control resumed it: the new pod is starting.
+    publish(&ctl, vec![with(RouteState::Pending, false, "nap")]).await;
+    let second = tokio::spawn(async move { get(gw.addr, "/route/nap/second", &[]).await });
+    let nap = shared::ids::WorkspaceId::parse("nap").unwrap_or_else(|e| panic!("{e}"));
+    eventually("the second request to join the wait", || async {
+        (gw.waker.waiters(&nap) == 2).then_some(())
+    })
+    .await;
+    // A starting workspace nobody waits for: told to retry, at once.
+    let r = get(gw.addr, "/route/fresh/", &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "workspace_not_ready", "{}", r.body);
+    // The pod is Ready: both requests get through.
+    publish(&ctl, vec![with(RouteState::Ready, false, "nap")]).await;
+    for (name, task) in [("first", first), ("second", second)] {
+        let r = task.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+    }
+    stop.cancel();
 }
