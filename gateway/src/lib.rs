@@ -266,7 +266,7 @@ pub fn build(config: &GatewayConfig) -> Result<Gateway, String> {
         sync,
         metrics,
         activity,
-        waker: waker.clone(),
+        waker,
         audit: config.audit.clone(),
     })
 }
