@@ -22,8 +22,9 @@ each byte `rep movsb` copies), so they complement the suite, never replace it.
 kernel half goes, e.g. that a slower proxy leaves its peers asleep more often, and each
 wake-up is paid in the proxy's own `sendto`.
 
-Needs valgrind (strace for --syscalls), nginx and wrk (`apt-get install valgrind`; `loadtest/harness/run` installs
-the others) and the release binaries (`cargo build --release --workspace --bins`).
+Needs valgrind (strace for --syscalls), nginx and wrk (`apt-get install valgrind strace`;
+`loadtest/harness/run` installs the others) and the release binaries
+(`cargo build --release --workspace --bins`).
 """
 import argparse
 import collections
@@ -99,11 +100,11 @@ def short(name):
 def kernel_counters(pids):
     """What the kernel did for the processes so far: CPU ticks, page faults, and context
     switches summed over every thread (a process's own status counts only its first)."""
-    total = collections.Counter()
+    user, kernel = measure.cpu_split(pids)
+    total = collections.Counter({"utime": user, "stime": kernel})
     for p in pids:
         with open(f"/proc/{p}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total.update({"utime": int(fields[11]), "stime": int(fields[12]), "minor_faults": int(fields[7])})
+            total["minor_faults"] += int(f.read().rsplit(")", 1)[1].split()[7])
         for status in glob.glob(f"/proc/{p}/task/*/status"):
             with open(status) as f:
                 for line in f:
@@ -200,7 +201,7 @@ def run(args):
                              "voluntary_ctxt_switches": round(w["voluntary_ctxt_switches"] / r["requests"], 4)}
             sites = []
         elif args.syscalls:
-            # strace counts from the start: a short warm-up, then everything per request.
+            # strace counts from the start: start-up and first connections are included.
             r = measure.wrk(url, lua, args.seconds)
             for pid in measure.pids_of(gw.pid)[1:]:  # the traced proxy; strace then reports
                 os.kill(pid, signal.SIGINT)
@@ -246,12 +247,13 @@ def main():
     p.add_argument("--routes", type=int, default=1000, help="workspaces wrk rotates over")
     p.add_argument("--auth", choices=["none", "hs256"], default="none")
     p.add_argument("--seconds", type=int, default=10, help="seconds of measured load")
-    p.add_argument("--allocations", action="store_true",
-                   help="count heap allocations with DHAT (a gateway built with --features system-allocator)")
-    p.add_argument("--kernel", action="store_true",
-                   help="no tool: user and kernel CPU, page faults and context switches per request")
-    p.add_argument("--syscalls", action="store_true",
-                   help="count system calls per request with strace -c instead (start-up included, negligible)")
+    mode = p.add_mutually_exclusive_group()  # instructions (callgrind) when none is given
+    mode.add_argument("--allocations", action="store_true",
+                      help="count heap allocations with DHAT (a gateway built with --features system-allocator)")
+    mode.add_argument("--kernel", action="store_true",
+                      help="no tool: user and kernel CPU, page faults and context switches per request")
+    mode.add_argument("--syscalls", action="store_true",
+                      help="count system calls per request with strace -c (start-up included, negligible)")
     p.add_argument("--keep", metavar="FILE", help="also copy the callgrind profile there (callgrind_annotate "
                    "--tree=caller FILE shows who calls what)")
     p.add_argument("--top", type=int, default=0, help="also list the top functions or allocation sites")
